@@ -1,0 +1,179 @@
+"""``distjudge``: a thin layer over the lm-eval CLI plus data commands.
+
+``distjudge eval`` accepts every lm-eval flag. It adds our task folder to ``--include_path``,
+imports our model backends so lm-eval can find them, fills in the embedded default model when
+none is named, and prints a compact distribution table after lm-eval's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from distjudge_eval.paths import tasks_dir
+from distjudge_eval.settings import DATA_DIR_ENV, DEFAULT_DATA_DIR, STRICT_ENV
+
+SUMMARY_METRICS = ("kl", "acc", "js", "brier", "ece", "entropy_gap")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "eval":
+        return run_eval(rest)
+    if command == "data":
+        return run_data(rest)
+    print(f"distjudge: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+USAGE = """usage: distjudge COMMAND [options]
+
+commands:
+  eval   run lm-eval on distjudge tasks (every lm-eval flag works; extra flags:
+         --data_dir DIR, --strict); with no --model, scores the embedded SmolLM2-135M-Instruct
+  data   fetch | info: download the original data files, or summarise what the loaders read
+"""
+
+
+def _pop_flag(args: list[str], name: str, takes_value: bool) -> str | bool | None:
+    """Remove ``--name [value]`` / ``--name=value`` from args and return its value."""
+    for i, arg in enumerate(args):
+        if arg == name:
+            del args[i]
+            return args.pop(i) if takes_value else True
+        if takes_value and arg.startswith(name + "="):
+            del args[i]
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _has_flag(args: list[str], name: str) -> bool:
+    return any(a == name or a.startswith(name + "=") for a in args)
+
+
+def build_lm_eval_argv(args: Sequence[str]) -> list[str]:
+    """lm-eval arguments with distjudge's defaults filled in where the user gave none."""
+    args = list(args)
+    data_dir = _pop_flag(args, "--data_dir", True)
+    if data_dir:
+        os.environ[DATA_DIR_ENV] = str(Path(str(data_dir)).expanduser().resolve())
+    if _pop_flag(args, "--strict", False):
+        os.environ[STRICT_ENV] = "1"
+
+    include = _pop_flag(args, "--include_path", True)
+    args += ["--include_path", ",".join(p for p in (str(tasks_dir()), include) if p)]
+    if not _has_flag(args, "--model"):
+        from distjudge_eval.embedded import embedded_model_args
+
+        args += ["--model", "hf"]
+        if not _has_flag(args, "--model_args"):
+            args += ["--model_args", embedded_model_args()]
+    if not _has_flag(args, "--tasks"):
+        args += ["--tasks", "distjudge_snli"]
+    if not _has_flag(args, "--device"):
+        import torch
+
+        args += ["--device", "cuda" if torch.cuda.is_available() else "cpu"]
+    if not _has_flag(args, "--output_path"):
+        args += ["--output_path", "results/runs"]
+    if not _has_flag(args, "--log_samples") and not _has_flag(args, "--predict_only"):
+        args += ["--log_samples"]
+    return ["run", *args] if not args or args[0] not in {"run", "ls", "validate"} else args
+
+
+def run_eval(args: Sequence[str]) -> int:
+    import distjudge_eval.models  # noqa: F401  (registers our lm-eval backends)
+
+    lm_args = build_lm_eval_argv(args)
+    from lm_eval.__main__ import cli_evaluate
+
+    saved = sys.argv
+    sys.argv = ["lm-eval", *lm_args]
+    try:
+        cli_evaluate()
+    finally:
+        sys.argv = saved
+    if lm_args[0] == "run":
+        out = Path(lm_args[lm_args.index("--output_path") + 1])
+        latest = newest_results_file(out)
+        if latest is not None:
+            print(f"\ndistjudge summary ({latest}):\n{summary_table(latest)}")
+    return 0
+
+
+def newest_results_file(output_path: Path) -> Path | None:
+    candidates = [output_path] if output_path.suffix == ".json" else []
+    candidates += list(output_path.glob("**/results_*.json")) if output_path.is_dir() else []
+    files = [c for c in candidates if c.is_file()]
+    return max(files, key=lambda p: p.stat().st_mtime) if files else None
+
+
+def summary_table(results_file: Path) -> str:
+    """Markdown table: one row per task, the distribution metrics side by side."""
+    data = json.loads(results_file.read_text())
+    rows = ["| task | n | " + " | ".join(SUMMARY_METRICS) + " |"]
+    rows.append("|---|---:|" + "---:|" * len(SUMMARY_METRICS))
+    for task, metrics in sorted(data.get("results", {}).items()):
+        if "kl,none" not in metrics:
+            continue
+        n = data.get("n-samples", {}).get(task, {}).get("effective", "")
+        vals = [metrics.get(f"{m},none") for m in SUMMARY_METRICS]
+        cells = [f"{v:.4f}" if isinstance(v, (int, float)) else "" for v in vals]
+        rows.append(f"| {task.strip(' -')} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def run_data(args: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="distjudge data")
+    sub = parser.add_subparsers(dest="action", required=True)
+    fetch_p = sub.add_parser("fetch", help="download the original files and verify checksums")
+    default_dir = os.environ.get(DATA_DIR_ENV) or str(DEFAULT_DATA_DIR)
+    fetch_p.add_argument("--data_dir", default=default_dir)
+    fetch_p.add_argument("--datasets", nargs="*", default=None, help="snli summeval mt_bench mnli")
+    fetch_p.add_argument("--force", action="store_true")
+    info_p = sub.add_parser("info", help="items per split and skipped rows for each task")
+    info_p.add_argument("--data_dir", default=None)
+    info_p.add_argument("--strict", action="store_true")
+    ns = parser.parse_args(list(args))
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if ns.action == "fetch":
+        from distjudge_eval.data.fetch import fetch
+
+        report = fetch(Path(ns.data_dir).expanduser(), ns.datasets, force=ns.force)
+        print(report.summary())
+        return 0
+    return _data_info(ns.data_dir, ns.strict)
+
+
+def _data_info(data_dir: str | None, strict: bool) -> int:
+    from distjudge_eval.data.registry import load_items
+    from distjudge_eval.data.summeval import DIMENSIONS
+    from distjudge_eval.settings import DataDirError
+
+    jobs = [("snli", {}), ("mnli", {}), ("mtbench", {})]
+    jobs += [("summeval", {"dimension": d}) for d in DIMENSIONS]
+    print("| benchmark | items | train | test |\n|---|---:|---:|---:|")
+    for bench, opts in jobs:
+        try:
+            items = load_items(bench, data_dir=data_dir, strict=strict, **opts)
+        except DataDirError as exc:
+            print(f"| {bench} | missing: {exc} | | |")
+            continue
+        n_train = sum(it["split"] == "train" for it in items)
+        label = bench + "".join(f" {v}" for v in opts.values())
+        print(f"| {label} | {len(items)} | {n_train} | {len(items) - n_train} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Loaders from the original public file formats to distjudge items (see ``items``)."""

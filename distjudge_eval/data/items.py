@@ -1,0 +1,78 @@
+"""The item record every loader produces, the train/test split, and counted skips.
+
+An item is a plain dict (so it drops straight into a ``datasets.Dataset``) with at least:
+``id``, ``split_key`` (the group that must not straddle splits), ``split``, ``votes`` (counts per
+label, in the label set's order), ``p`` (votes normalised), ``target`` (first plurality label).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from distjudge_eval.distributions import votes_to_p
+
+logger = logging.getLogger("distjudge")
+
+SPLIT_SEED = 20240521
+TRAIN_FRACTION = 0.8
+
+
+def split_of(split_key: str, seed: int = SPLIT_SEED, train_fraction: float = TRAIN_FRACTION) -> str:
+    """Deterministic train/test assignment from a hash of (seed, key): stable across machines."""
+    digest = hashlib.sha256(f"{seed}:{split_key}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return "train" if u < train_fraction else "test"
+
+
+def make_item(item_id: str, split_key: str, votes: Sequence[int], **fields: Any) -> dict[str, Any]:
+    p = votes_to_p(votes)
+    return {
+        "id": item_id,
+        "split_key": split_key,
+        "split": split_of(split_key),
+        "votes": [int(v) for v in votes],
+        "n_votes": int(sum(votes)),
+        "p": p.tolist(),
+        "target": int(np.argmax(p)),
+        **fields,
+    }
+
+
+class MalformedDataError(ValueError):
+    """Raised in strict mode at the first malformed row."""
+
+
+@dataclass
+class SkipLog:
+    """Counts malformed rows by reason; strict mode turns the first one into an error."""
+
+    source: str
+    strict: bool = False
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def skip(self, reason: str, where: str) -> None:
+        if self.strict:
+            raise MalformedDataError(f"{self.source}: {where}: {reason} (strict mode)")
+        self.counts[reason] += 1
+        self.examples.setdefault(reason, where)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        if not self.counts:
+            return f"{self.source}: no rows skipped"
+        parts = [f"{n} {why} (first at {self.examples[why]})" for why, n in self.counts.items()]
+        return f"{self.source}: skipped {self.total} rows: " + "; ".join(parts)
+
+    def report(self) -> None:
+        (logger.warning if self.counts else logger.info)(self.summary())

@@ -1,0 +1,80 @@
+"""Human vote distributions and the geometry around them.
+
+votes -> p, the plurality target, the seeded δ-perturbation used by the robustness metrics, and
+the Euclidean projection onto the probability simplex that both the metrics and the trainer use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+DELTAS: tuple[float, ...] = (0.05, 0.10, 0.15, 0.20, 0.25)
+
+
+def votes_to_p(votes: Sequence[int | float]) -> np.ndarray:
+    """Normalise per-label vote counts to a distribution; no votes is an error, not a guess."""
+    counts = np.asarray(votes, dtype=np.float64)
+    if counts.ndim != 1 or np.any(counts < 0):
+        raise ValueError(f"votes must be a 1-D list of non-negative counts, got {votes!r}")
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("an item needs at least one vote to define p")
+    return counts / total
+
+
+def plurality_target(p: Sequence[float], atol: float = 1e-12) -> np.ndarray:
+    """Indicator of the modal labels, split evenly on ties (a 2/2/1 vote gives [.5, .5, 0]).
+
+    Accuracy against this target is the expected accuracy under a uniformly random tie-break, so
+    items without a strict majority are kept rather than dropped.
+    """
+    arr = np.asarray(p, dtype=np.float64)
+    modes = arr >= arr.max() - atol
+    return modes / modes.sum()
+
+
+def project_to_simplex(v: np.ndarray) -> np.ndarray:
+    """Exact Euclidean projection of each row of ``v`` onto the probability simplex.
+
+    The sort-based algorithm of Held et al. / Duchi et al. (2008), vectorised over rows.
+    """
+    x = np.atleast_2d(np.asarray(v, dtype=np.float64))
+    k = x.shape[-1]
+    u = -np.sort(-x, axis=-1)
+    css = np.cumsum(u, axis=-1) - 1.0
+    ind = np.arange(1, k + 1)
+    cond = u - css / ind > 0
+    rho = k - 1 - np.argmax(cond[:, ::-1], axis=-1)
+    theta = css[np.arange(x.shape[0]), rho] / (rho + 1)
+    out = np.maximum(x - theta[:, None], 0.0)
+    return out.reshape(np.shape(v))
+
+
+def item_seed(item_id: str, salt: str = "delta") -> int:
+    """A 64-bit seed from an item id, stable across runs, machines and Python hash seeds."""
+    digest = hashlib.sha256(f"{salt}:{item_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def perturbation_direction(item_id: str, k: int) -> np.ndarray:
+    """A seeded random unit vector in the sum-zero plane of R^k (moves stay on the hyperplane)."""
+    rng = np.random.default_rng(item_seed(item_id))
+    u = rng.standard_normal(k)
+    u -= u.mean()
+    norm = np.linalg.norm(u)
+    if norm == 0:  # k == 1: nowhere to move
+        return u
+    return u / norm
+
+
+def perturb(p: Sequence[float], delta: float, item_id: str) -> np.ndarray:
+    """p moved by δ along the item's seeded direction, then projected back onto the simplex.
+
+    The same direction serves every δ of an item, so the δ-curve is smooth in δ. Projection is
+    non-expansive, so the result lies within L2 distance δ of p (exactly δ unless it hit a face).
+    """
+    arr = np.asarray(p, dtype=np.float64)
+    return project_to_simplex(arr + delta * perturbation_direction(item_id, arr.size))

@@ -1,0 +1,5 @@
+"""lm-eval hooks for distjudge_mtbench: all logic lives in distjudge_eval."""
+
+from distjudge_eval.tasks_hooks import make_hooks
+
+load_dataset, doc_to_choice = make_hooks("mtbench")

@@ -1,0 +1,1 @@
+"""Fine-tunes judges toward human label distributions (see trainer/README)."""
