@@ -1,0 +1,115 @@
+"""End to end: the real ``distjudge eval`` CLI on the embedded SmolLM2 for every task, and the q
+it reports checked against log-likelihoods computed directly with transformers."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import entropy as scipy_entropy
+
+from distjudge_eval.embedded import EMBEDDED_GGUF, embedded_model_dir
+
+pytestmark = pytest.mark.slow
+ALL_TASKS = [
+    "distjudge_snli",
+    "distjudge_mnli",
+    "distjudge_mtbench",
+    "distjudge_summeval_coherence",
+    "distjudge_summeval_consistency",
+    "distjudge_summeval_fluency",
+    "distjudge_summeval_relevance",
+]
+
+
+@pytest.fixture(scope="module")
+def data_with_mnli(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """The real data plus an MNLI-format file built from SNLI rows (MNLI is not shipped here)."""
+    root = tmp_path_factory.mktemp("data")
+    for name in ("snli", "summeval", "mt_bench"):
+        (root / name).symlink_to(data_dir / name)
+    (root / "mnli").mkdir()
+    with gzip.open(data_dir / "snli/snli_1.0_dev.jsonl.gz", "rt") as src:
+        rows = [json.loads(next(src)) for _ in range(60)]
+    with (root / "mnli/multinli_1.0_dev_matched.jsonl").open("w") as out:
+        for row in rows:
+            out.write(json.dumps({**row, "promptID": row["captionID"], "genre": "snli"}) + "\n")
+    return root
+
+
+def run_cli(out: Path, data: Path, tasks: list[str], *extra: str) -> dict[str, list[dict]]:
+    cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--tasks", ",".join(tasks)]
+    cmd += ["--limit", "2", "--batch_size", "4", "--output_path", str(out), "--data_dir", str(data)]
+    proc = subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "distjudge summary" in proc.stdout
+    samples: dict[str, list[dict]] = {}
+    for task in tasks:
+        (path,) = out.glob(f"**/samples_{task}_*.jsonl")
+        samples[task] = [json.loads(line) for line in path.open()]
+    (results_file,) = out.glob("**/results_*.json")
+    results = json.loads(results_file.read_text())["results"]
+    for task in tasks:
+        for metric in ("kl", "acc", "js", "brier", "ece", "entropy_gap", "kl_delta_0.25"):
+            assert math.isfinite(results[task][f"{metric},none"]), (task, metric)
+    return samples
+
+
+@pytest.fixture(scope="module")
+def direct_model():
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = embedded_model_dir()
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=EMBEDDED_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=EMBEDDED_GGUF, dtype=torch.float32
+    )
+    return tok, model.eval()
+
+
+def direct_loglik(tok, model, context: str, continuation: str) -> float:
+    """log P(continuation | context), tokenising the two parts separately, one forward pass."""
+    import torch
+
+    ctx = tok(context).input_ids
+    cont = tok(continuation, add_special_tokens=False).input_ids
+    ids = torch.tensor([ctx + cont])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(ids).logits[0].double(), dim=-1)
+    positions = range(len(ctx) - 1, len(ctx) + len(cont) - 1)
+    return float(sum(logprobs[pos, t] for pos, t in zip(positions, cont)))
+
+
+def check_q_against_transformers(samples: dict[str, list[dict]], tok, model) -> None:
+    for task, rows in samples.items():
+        assert len(rows) == 2, task
+        row = rows[0]
+        args = [row["arguments"][f"gen_args_{i}"] for i in range(len(row["arguments"]))]
+        lls = np.array([direct_loglik(tok, model, a["arg_0"], a["arg_1"]) for a in args])
+        q_direct = np.exp(lls - np.logaddexp.reduce(lls))
+        np.testing.assert_allclose(row["ece"]["q"], q_direct, atol=1e-4, err_msg=task)
+        assert row["kl"] == pytest.approx(scipy_entropy(row["doc"]["p"], q_direct), abs=1e-3)
+
+
+def test_every_task_runs_and_q_matches_transformers(
+    tmp_path: Path, data_with_mnli: Path, direct_model
+) -> None:
+    samples = run_cli(tmp_path / "out", data_with_mnli, ALL_TASKS)
+    check_q_against_transformers(samples, *direct_model)
+
+
+def test_chat_template_prompts_run_and_match(
+    tmp_path: Path, data_with_mnli: Path, direct_model
+) -> None:
+    tasks = ["distjudge_snli", "distjudge_mtbench"]
+    samples = run_cli(tmp_path / "chat", data_with_mnli, tasks, "--apply_chat_template")
+    first = samples["distjudge_snli"][0]["arguments"]["gen_args_0"]
+    assert "<|im_start|>assistant" in first["arg_0"] and first["arg_1"] == "entailment"
+    check_q_against_transformers(samples, *direct_model)
