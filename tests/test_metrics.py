@@ -101,7 +101,7 @@ def brute_ece(conf: list[float], correct: list[float], n_bins: int = 15) -> floa
 
 
 def test_ece_matches_a_brute_force_loop() -> None:
-    conf = (RNG.uniform(1 / 3, 1.0, size=500)).tolist() + [1.0, 1 / 3, 0.6]
+    conf = [*RNG.uniform(1 / 3, 1.0, size=500).tolist(), 1.0, 1 / 3, 0.6]
     correct = RNG.choice([0.0, 0.5, 1.0], size=len(conf)).tolist()
     items = [{"confidence": c, "correct": a} for c, a in zip(conf, correct)]
     assert M.expected_calibration_error(items) == pytest.approx(brute_ece(conf, correct))
