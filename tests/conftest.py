@@ -12,7 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def _data_dir() -> Path:
     env = os.environ.get("DISTJUDGE_DATA_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    return Path(env).resolve() if env else REPO_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
