@@ -18,6 +18,7 @@ from pathlib import Path
 from distjudge_eval.paths import tasks_dir
 from distjudge_eval.settings import DATA_DIR_ENV, DEFAULT_DATA_DIR, STRICT_ENV
 
+EMBEDDED_BACKENDS = ("hf", "hf-judge")
 SUMMARY_METRICS = ("kl", "acc", "js", "brier", "ece", "entropy_gap")
 
 
@@ -31,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_eval(rest)
     if command == "data":
         return run_data(rest)
+    if command == "bench":
+        from distjudge_eval.bench import main as bench_main
+
+        return bench_main(rest)
     print(f"distjudge: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
@@ -41,6 +46,7 @@ commands:
   eval   run lm-eval on distjudge tasks (every lm-eval flag works; extra flags:
          --data_dir DIR, --strict); with no --model, scores the embedded SmolLM2-135M-Instruct
   data   fetch | info: download the original data files, or summarise what the loaders read
+  bench  readout: stock hf vs hf-judge on the same items (items/s, ratios, memory)
 """
 
 
@@ -72,11 +78,12 @@ def build_lm_eval_argv(args: Sequence[str]) -> list[str]:
     include = _pop_flag(args, "--include_path", True)
     args += ["--include_path", ",".join(p for p in (str(tasks_dir()), include) if p)]
     if not _has_flag(args, "--model"):
+        args += ["--model", "hf"]
+    model = args[args.index("--model") + 1] if "--model" in args else ""
+    if model in EMBEDDED_BACKENDS and not _has_flag(args, "--model_args"):
         from distjudge_eval.embedded import embedded_model_args
 
-        args += ["--model", "hf"]
-        if not _has_flag(args, "--model_args"):
-            args += ["--model_args", embedded_model_args()]
+        args += ["--model_args", embedded_model_args()]
     if not _has_flag(args, "--tasks"):
         args += ["--tasks", "distjudge_snli"]
     if not _has_flag(args, "--device"):
@@ -125,7 +132,7 @@ def summary_table(results_file: Path) -> str:
     for task, metrics in sorted(data.get("results", {}).items()):
         if "kl,none" not in metrics:
             continue
-        n = data.get("n-samples", {}).get(task, {}).get("effective", "")
+        n = data.get("n-samples", {}).get(task, {}).get("effective", "group")
         vals = [metrics.get(f"{m},none") for m in SUMMARY_METRICS]
         cells = [f"{v:.4f}" if isinstance(v, (int, float)) else "" for v in vals]
         rows.append(f"| {task.strip(' -')} | {n} | " + " | ".join(cells) + " |")

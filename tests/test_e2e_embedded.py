@@ -98,18 +98,79 @@ def check_q_against_transformers(samples: dict[str, list[dict]], tok, model) -> 
         assert row["kl"] == pytest.approx(scipy_entropy(row["doc"]["p"], q_direct), abs=1e-3)
 
 
-def test_every_task_runs_and_q_matches_transformers(
-    tmp_path: Path, data_with_mnli: Path, direct_model
-) -> None:
-    samples = run_cli(tmp_path / "out", data_with_mnli, ALL_TASKS)
-    check_q_against_transformers(samples, *direct_model)
+@pytest.fixture(scope="module")
+def stock_runs(tmp_path_factory: pytest.TempPathFactory, data_with_mnli: Path) -> dict:
+    out = tmp_path_factory.mktemp("stock")
+    return {
+        "plain": run_cli(out / "plain", data_with_mnli, ALL_TASKS),
+        "chat": run_cli(out / "chat", data_with_mnli, CHAT_TASKS, "--apply_chat_template"),
+    }
 
 
-def test_chat_template_prompts_run_and_match(
-    tmp_path: Path, data_with_mnli: Path, direct_model
-) -> None:
-    tasks = ["distjudge_snli", "distjudge_mtbench"]
-    samples = run_cli(tmp_path / "chat", data_with_mnli, tasks, "--apply_chat_template")
-    first = samples["distjudge_snli"][0]["arguments"]["gen_args_0"]
+CHAT_TASKS = ["distjudge_snli", "distjudge_mtbench"]
+
+
+def test_every_task_runs_and_q_matches_transformers(stock_runs: dict, direct_model) -> None:
+    check_q_against_transformers(stock_runs["plain"], *direct_model)
+
+
+def test_chat_template_prompts_run_and_match(stock_runs: dict, direct_model) -> None:
+    first = stock_runs["chat"]["distjudge_snli"][0]["arguments"]["gen_args_0"]
     assert "<|im_start|>assistant" in first["arg_0"] and first["arg_1"] == "entailment"
-    check_q_against_transformers(samples, *direct_model)
+    check_q_against_transformers(stock_runs["chat"], *direct_model)
+
+
+def per_label_logliks(samples: dict[str, list[dict]]) -> dict[tuple[str, int, int], float]:
+    return {
+        (task, row["doc_id"], k): float(resp[0])
+        for task, rows in samples.items()
+        for row in rows
+        for k, resp in enumerate(row["filtered_resps"])
+    }
+
+
+@pytest.mark.parametrize("variant", ["plain", "chat"])
+def test_hf_judge_full_mode_equals_stock_hf(
+    variant: str, stock_runs: dict, tmp_path: Path, data_with_mnli: Path
+) -> None:
+    tasks = ALL_TASKS if variant == "plain" else CHAT_TASKS
+    extra = ["--model", "hf-judge"] + (["--apply_chat_template"] if variant == "chat" else [])
+    judge = per_label_logliks(run_cli(tmp_path, data_with_mnli, tasks, *extra))
+    stock = per_label_logliks(stock_runs[variant])
+    assert judge.keys() == stock.keys() and len(judge) >= 2 * 3 * len(tasks)
+    worst = max(abs(judge[key] - stock[key]) for key in judge)
+    assert worst < 1e-4, worst
+
+
+def test_hf_judge_first_token_mode_matches_transformers(
+    tmp_path: Path, data_with_mnli: Path, direct_model
+) -> None:
+    import torch
+
+    from distjudge_eval.labels import NLI, PAIRWISE
+    from distjudge_eval.readout import surface_variants
+
+    tok, model = direct_model
+    extra = ["--model", "hf-judge", "--model_args", _embedded_args("readout=first_token")]
+    samples = run_cli(tmp_path, data_with_mnli, CHAT_TASKS, *extra)
+    for task, label_set in (("distjudge_snli", NLI), ("distjudge_mtbench", PAIRWISE)):
+        row = samples[task][0]
+        context = row["arguments"]["gen_args_0"]["arg_0"]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([tok(context).input_ids])).logits[0, -1]
+        logprobs = torch.log_softmax(logits.double(), -1)
+        sets = []
+        for label in label_set.labels:
+            variants = surface_variants(label, label_set.synonyms.get(label, ()))
+            sets.append({tok(v, add_special_tokens=False).input_ids[0] for v in variants})
+        # A first token claimed by two labels ("[[" of "[[A]]" and "[[B]]") counts for neither.
+        shared = {t for i, a in enumerate(sets) for b in sets[i + 1 :] for t in a & b}
+        masses = [float(torch.logsumexp(logprobs[sorted(s - shared)], -1)) for s in sets]
+        q = np.exp(np.array(masses) - np.logaddexp.reduce(masses))
+        np.testing.assert_allclose(row["ece"]["q"], q, atol=1e-4, err_msg=task)
+
+
+def _embedded_args(extra: str) -> str:
+    from distjudge_eval.embedded import embedded_model_args
+
+    return f"{embedded_model_args()},{extra}"

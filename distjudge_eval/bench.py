@@ -1,0 +1,206 @@
+"""``distjudge bench``: side-by-side speed and memory measurements printed as ratios.
+
+``readout``: stock lm-eval ``hf`` against ``hf-judge`` (with and without the task-prefix cache)
+on the same items, same model weights and same batch size, repeats interleaved so machine noise
+hits every backend alike; medians reported. Peak memory is measured per backend in a fresh
+process (RSS sampled while it scores), so one backend's allocations cannot hide another's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from distjudge_eval.settings import DATA_DIR_ENV
+
+BACKENDS = ("hf", "hf-judge", "hf-judge+prefix")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """Samples this process's resident memory in a thread; ``growth`` is peak minus start."""
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.start = self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self.start = self.peak = _rss_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.start
+
+
+def _load_backends(model_args: str, batch_size: int, which: tuple[str, ...]) -> dict[str, Any]:
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.utils import simple_parse_args_string
+
+    import distjudge_eval.models  # noqa: F401
+    from distjudge_eval.models.hf_judge import HFJudgeLM
+
+    kwargs = simple_parse_args_string(model_args)
+    stock = HFLM(device="cpu" if not _cuda() else "cuda", batch_size=batch_size, **kwargs)
+    shared = {"pretrained": stock.model, "tokenizer": stock.tokenizer, "batch_size": batch_size}
+    out: dict[str, Any] = {}
+    if "hf" in which:
+        out["hf"] = stock
+    if "hf-judge" in which:
+        out["hf-judge"] = HFJudgeLM(**shared, prefix_cache=False)
+    if "hf-judge+prefix" in which:
+        out["hf-judge+prefix"] = HFJudgeLM(**shared, prefix_cache=True)
+    return out
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _requests(task_name: str, limit: int) -> tuple[list[Any], int]:
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    from distjudge_eval.paths import tasks_dir
+
+    task = get_task_dict([task_name], TaskManager(include_path=str(tasks_dir())))[task_name]
+    task.build_all_requests(limit=limit, rank=0, world_size=1)
+    n_items = len({inst.doc_id for inst in task.instances})
+    return list(task.instances), n_items
+
+
+def bench_readout(
+    task: str, limit: int, batch_size: int, repeats: int, model_args: str, memory: bool = True
+) -> dict[str, Any]:
+    requests, n_items = _requests(task, limit)
+    backends = _load_backends(model_args, batch_size, BACKENDS)
+    reference = backends["hf"].loglikelihood(requests, disable_tqdm=True)  # also a warm-up
+    max_diff = {}
+    for name in BACKENDS[1:]:
+        got = backends[name].loglikelihood(requests, disable_tqdm=True)
+        max_diff[name] = max(abs(a[0] - b[0]) for a, b in zip(got, reference))
+    seconds: dict[str, list[float]] = {name: [] for name in BACKENDS}
+    for _ in range(repeats):
+        for name in BACKENDS:
+            start = time.perf_counter()
+            backends[name].loglikelihood(requests, disable_tqdm=True)
+            seconds[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(v) for name, v in seconds.items()}
+    report: dict[str, Any] = {
+        "task": task,
+        "items": n_items,
+        "requests": len(requests),
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "model_args": model_args,
+        "seconds": seconds,
+        "items_per_s": {name: n_items / median[name] for name in BACKENDS},
+        "speedup_vs_hf": {name: median["hf"] / median[name] for name in BACKENDS},
+        "max_abs_loglik_diff_vs_hf": max_diff,
+    }
+    if memory:
+        report["peak_rss_growth_mib"] = {
+            name: _probe_memory(name, task, limit, batch_size, model_args) for name in BACKENDS
+        }
+    return report
+
+
+def _probe_memory(backend: str, task: str, limit: int, batch_size: int, model_args: str) -> float:
+    cmd = [sys.executable, "-m", "distjudge_eval.bench", "_memory", backend, task, str(limit)]
+    cmd += [str(batch_size), model_args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory probe for {backend} failed:\n{proc.stderr[-3000:]}")
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def _memory_probe_main(
+    backend: str, task: str, limit: str, batch_size: str, model_args: str
+) -> None:
+    requests, _ = _requests(task, int(limit))
+    lm = _load_backends(model_args, int(batch_size), (backend,))[backend]
+    with PeakRSS() as rss:
+        lm.loglikelihood(requests, disable_tqdm=True)
+    print(rss.growth / 2**20)
+
+
+def format_readout(report: dict[str, Any]) -> str:
+    lines = [
+        f"task {report['task']}: {report['items']} items ({report['requests']} label requests), "
+        f"batch_size {report['batch_size']}, median of {report['repeats']} interleaved repeats",
+        "",
+        "| backend | items/s | speed-up vs hf | max abs Δ loglik vs hf | peak RSS growth (MiB) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    mem = report.get("peak_rss_growth_mib", {})
+    for name in BACKENDS:
+        diff = report["max_abs_loglik_diff_vs_hf"].get(name, 0.0)
+        mib = f"{mem[name]:.0f}" if name in mem else "-"
+        lines.append(
+            f"| {name} | {report['items_per_s'][name]:.2f} | "
+            f"{report['speedup_vs_hf'][name]:.2f}x | {diff:.1e} | {mib} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "_memory":
+        _memory_probe_main(*argv[1:6])
+        return 0
+    parser = argparse.ArgumentParser(prog="distjudge bench")
+    sub = parser.add_subparsers(dest="what", required=True)
+    ro = sub.add_parser("readout", help="stock hf vs hf-judge: items/s, ratio, memory")
+    ro.add_argument("--task", default="distjudge_snli")
+    ro.add_argument("--limit", type=int, default=100)
+    ro.add_argument("--batch_size", type=int, default=8)
+    ro.add_argument("--repeats", type=int, default=3)
+    ro.add_argument("--model_args", default=None, help="lm-eval hf model_args (default: embedded)")
+    ro.add_argument("--no_memory", action="store_true", help="skip the per-backend memory probes")
+    ro.add_argument("--out", default=None, help="also write the report as JSON here")
+    ro.add_argument("--data_dir", default=None)
+    ns = parser.parse_args(argv)
+    if ns.data_dir:
+        os.environ[DATA_DIR_ENV] = str(Path(ns.data_dir).expanduser().resolve())
+
+    from distjudge_eval.embedded import embedded_model_args
+
+    model_args = ns.model_args or embedded_model_args()
+    report = bench_readout(
+        ns.task, ns.limit, ns.batch_size, ns.repeats, model_args, memory=not ns.no_memory
+    )
+    print(format_readout(report))
+    if ns.out:
+        Path(ns.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(ns.out).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
