@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 DELTAS: tuple[float, ...] = (0.05, 0.10, 0.15, 0.20, 0.25)
 
@@ -78,3 +82,46 @@ def perturb(p: Sequence[float], delta: float, item_id: str) -> np.ndarray:
     """
     arr = np.asarray(p, dtype=np.float64)
     return project_to_simplex(arr + delta * perturbation_direction(item_id, arr.size))
+
+
+def project_to_simplex_torch(v: torch.Tensor) -> torch.Tensor:
+    """Batched exact Euclidean projection of the rows of ``v`` onto the simplex (sort-based)."""
+    import torch
+
+    k = v.shape[-1]
+    u, _ = torch.sort(v, dim=-1, descending=True)
+    css = torch.cumsum(u, dim=-1) - 1.0
+    ind = torch.arange(1, k + 1, device=v.device, dtype=v.dtype)
+    cond = (u - css / ind) > 0
+    rho = k - 1 - torch.argmax(cond.flip(-1).to(torch.int8), dim=-1)
+    theta = css.gather(-1, rho[..., None]) / (rho[..., None] + 1).to(v.dtype)
+    return torch.clamp(v - theta, min=0.0)
+
+
+def project_to_simplex_ball(
+    v: torch.Tensor, center: torch.Tensor, radius: float | torch.Tensor, iters: int = 60
+) -> torch.Tensor:
+    """Batched exact Euclidean projection onto {simplex} ∩ {x : ‖x − center‖₂ ≤ radius}.
+
+    ``center`` must lie on the simplex. KKT with multiplier λ ≥ 0 on the ball gives
+    x(t) = Π_simplex(center + t (v − center)) with t = 1/(1+λ) ∈ (0, 1]; ‖x(t) − center‖ grows
+    with t, so t = 1 when Π_simplex(v) is already inside the ball, and otherwise bisection on t
+    finds the boundary (``iters`` halvings: t to 2⁻⁶⁰). Runs on the tensors' device, no solver.
+    """
+    import torch
+
+    radius_t = torch.as_tensor(radius, dtype=v.dtype, device=v.device)
+    radius_t = radius_t.expand(v.shape[:-1]) if radius_t.ndim == 0 else radius_t
+    direction = v - center
+    full = project_to_simplex_torch(v)
+    inside = torch.linalg.vector_norm(full - center, dim=-1) <= radius_t
+    lo = torch.zeros(v.shape[:-1], dtype=v.dtype, device=v.device)
+    hi = torch.ones_like(lo)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        x = project_to_simplex_torch(center + mid[..., None] * direction)
+        too_far = torch.linalg.vector_norm(x - center, dim=-1) > radius_t
+        hi = torch.where(too_far, mid, hi)
+        lo = torch.where(too_far, lo, mid)
+    boundary = project_to_simplex_torch(center + lo[..., None] * direction)
+    return torch.where(inside[..., None], full, boundary)

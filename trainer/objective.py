@@ -1,0 +1,83 @@
+"""The training objective: α·KL(p'‖q) + (1−α)·CE(q, r), with p' an adversarial target.
+
+p' starts at the human p and takes ``pgd_steps`` steps of projected gradient *ascent* on
+KL(p'‖q) (q held fixed), each step projected exactly onto {simplex} ∩ {‖p' − p‖₂ ≤ ε}. The
+model is then trained against the worst plausible human distribution near p.
+
+Zeros in p': ∂KL/∂p'_k = log p'_k − log q_k + 1 is −∞ at p'_k = 0. We evaluate it at
+max(p'_k, 1e-12), which keeps it finite and keeps its sign (ascent never pushes mass *into* a
+zero through this term: the huge negative value pushes it further to the boundary, where the
+projection holds it at 0; mass can still enter a zero coordinate through the projection).
+
+Ablations are settings: single-point (α=0, ε=0); without adversary (ε=0); without KL (α=0: the
+adversary is not computed since its target has weight 0, so ε has no effect); without CE (α=1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from distjudge_eval.distributions import project_to_simplex_ball
+
+P_FLOOR = 1e-12
+
+
+def kl_rows(p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p‖q) per row; terms with p_k = 0 contribute 0 (and no NaN gradient)."""
+    safe_log_p = torch.log(p.clamp(min=P_FLOOR))
+    return torch.where(p > 0, p * (safe_log_p - log_q), torch.zeros_like(p)).sum(-1)
+
+
+def adversarial_target(
+    p: torch.Tensor, log_q: torch.Tensor, epsilon: float, steps: int, step_size: float
+) -> torch.Tensor:
+    """Projected gradient ascent on KL(p'‖q) over {simplex} ∩ L2-ball(p, ε); q is detached."""
+    if epsilon <= 0 or steps <= 0:
+        return p
+    log_q = log_q.detach()
+    adv = p.clone()
+    for _ in range(steps):
+        grad = torch.log(adv.clamp(min=P_FLOOR)) - log_q + 1.0
+        adv = project_to_simplex_ball(adv + step_size * grad, p, epsilon)
+    return adv
+
+
+@dataclass
+class LossParts:
+    loss: torch.Tensor
+    kl: torch.Tensor  # KL(p‖q), batch mean (reported)
+    kl_adv: torch.Tensor  # KL(p'‖q), batch mean
+    ce: torch.Tensor  # CE(q, r), batch mean
+    acc: torch.Tensor  # argmax q hits the plurality (ties split), batch mean
+
+
+def hybrid_loss(
+    scores: torch.Tensor,
+    p: torch.Tensor,
+    target: torch.Tensor,
+    alpha: float,
+    epsilon: float,
+    pgd_steps: int = 5,
+    pgd_step_size: float = 0.05,
+) -> LossParts:
+    """``scores`` [B, K] from the shared readout; ``target`` [B, K] is the plurality label as a
+    distribution (one-hot, split evenly over ties)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    if epsilon < 0:
+        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+    log_q = torch.log_softmax(scores.float(), dim=-1)
+    p = p.to(log_q)
+    target = target.to(log_q)
+    ce = -(target * log_q).sum(-1)
+    kl = kl_rows(p, log_q)
+    if alpha > 0:
+        p_adv = adversarial_target(p, log_q, epsilon, pgd_steps, pgd_step_size)
+        kl_adv = kl_rows(p_adv, log_q)
+    else:
+        kl_adv = kl.detach()
+    loss = alpha * kl_adv.mean() + (1.0 - alpha) * ce.mean()
+    hits = target.gather(-1, log_q.argmax(-1, keepdim=True)).squeeze(-1)
+    return LossParts(loss, kl.mean(), kl_adv.mean(), ce.mean(), hits.mean())
