@@ -169,6 +169,87 @@ def format_readout(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def bench_projection(
+    batch: int = 256, k: int = 3, repeats: int = 20, solver_items: int = 30
+) -> dict:
+    """Batched exact projection onto simplex ∩ L2-ball vs cvxpy solving one item at a time."""
+    import cvxpy as cp
+    import numpy as np
+    import torch
+
+    from distjudge_eval.distributions import project_to_simplex_ball
+
+    rng = np.random.default_rng(0)
+    center = rng.dirichlet(np.ones(k), size=batch)
+    v = center + rng.normal(scale=0.3, size=(batch, k))
+    v_t, c_t = torch.tensor(v), torch.tensor(center)
+    ours = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        project_to_simplex_ball(v_t, c_t, 0.25)
+        ours.append(time.perf_counter() - start)
+    solver = []
+    for i in range(solver_items):
+        x = cp.Variable(k)
+        constraints = [x >= 0, cp.sum(x) == 1, cp.norm(x - center[i], 2) <= 0.25]
+        problem = cp.Problem(cp.Minimize(cp.sum_squares(x - v[i])), constraints)
+        start = time.perf_counter()
+        problem.solve(solver=cp.CLARABEL)
+        solver.append(time.perf_counter() - start)
+    per_batch_ours = statistics.median(ours)
+    per_item_solver = statistics.median(solver)
+    return {
+        "batch": batch,
+        "labels": k,
+        "ours_s_per_batch": per_batch_ours,
+        "cvxpy_s_per_item": per_item_solver,
+        "cvxpy_s_per_batch": per_item_solver * batch,
+        "speedup": per_item_solver * batch / per_batch_ours,
+    }
+
+
+def bench_adversary(task: str, batch: int, steps: int, model_args: str | None) -> dict:
+    """Share of a training step (readout forward + backward + PGD) spent in the PGD adversary."""
+    import torch
+
+    from distjudge_eval.readout import label_scores
+    from trainer.cli import load_model_and_tokenizer
+    from trainer.config import DistJudgeConfig
+    from trainer.data import build_examples, collate
+    from trainer.objective import adversarial_target, hybrid_loss
+
+    config = DistJudgeConfig(task=task)
+    if model_args:
+        config.model = model_args
+    model, tok = load_model_and_tokenizer(config)
+    model.train()
+    data = collate(build_examples(task, tok, max_items=batch))
+    step_times, pgd_times, no_adv_times = [], [], []
+    for i in range(steps + 1):
+        for eps, sink in ((0.25, step_times), (0.0, no_adv_times)):
+            start = time.perf_counter()
+            scores = label_scores(model, data["items"], pad_id=tok.pad_token_id or 0).scores
+            hybrid_loss(scores, data["p"], data["target"], 0.8, eps).loss.backward()
+            model.zero_grad()
+            if i:  # the first round warms up
+                sink.append(time.perf_counter() - start)
+        log_q = torch.log_softmax(scores.detach().float(), -1)
+        start = time.perf_counter()
+        adversarial_target(data["p"], log_q, 0.25, 5, 0.05)
+        if i:
+            pgd_times.append(time.perf_counter() - start)
+    step, pgd = statistics.median(step_times), statistics.median(pgd_times)
+    return {
+        "task": task,
+        "batch": batch,
+        "steps": steps,
+        "step_s": step,
+        "step_without_adversary_s": statistics.median(no_adv_times),
+        "pgd_s": pgd,
+        "pgd_share_of_step": pgd / step,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "_memory":
@@ -185,17 +266,45 @@ def main(argv: list[str] | None = None) -> int:
     ro.add_argument("--no_memory", action="store_true", help="skip the per-backend memory probes")
     ro.add_argument("--out", default=None, help="also write the report as JSON here")
     ro.add_argument("--data_dir", default=None)
+    pj = sub.add_parser("projection", help="batched simplex∩ball projection vs cvxpy per item")
+    pj.add_argument("--batch", type=int, default=256)
+    pj.add_argument("--labels", type=int, default=3)
+    adv = sub.add_parser("adversary", help="PGD adversary's share of a training step")
+    adv.add_argument("--task", default="distjudge_snli")
+    adv.add_argument("--batch", type=int, default=4)
+    adv.add_argument("--steps", type=int, default=5)
+    adv.add_argument("--model", default=None, help="HF model dir (default: embedded)")
+    for p in (pj, adv):
+        p.add_argument("--out", default=None)
+        p.add_argument("--data_dir", default=None)
     ns = parser.parse_args(argv)
     if ns.data_dir:
         os.environ[DATA_DIR_ENV] = str(Path(ns.data_dir).expanduser().resolve())
 
-    from distjudge_eval.embedded import embedded_model_args
+    if ns.what == "projection":
+        report = bench_projection(ns.batch, ns.labels)
+        print(
+            f"projection onto simplex ∩ L2-ball, {ns.batch} items × {ns.labels} labels: "
+            f"batched {report['ours_s_per_batch'] * 1e3:.2f} ms per batch, cvxpy "
+            f"{report['cvxpy_s_per_item'] * 1e3:.2f} ms per item "
+            f"({report['cvxpy_s_per_batch']:.2f} s per batch): {report['speedup']:.0f}x"
+        )
+    elif ns.what == "adversary":
+        report = bench_adversary(ns.task, ns.batch, ns.steps, ns.model)
+        print(
+            f"training step on {ns.task}, batch {ns.batch} (median of {ns.steps}): "
+            f"{report['step_s']:.3f} s with adversary, {report['step_without_adversary_s']:.3f} s "
+            f"without; PGD alone {report['pgd_s'] * 1e3:.2f} ms = "
+            f"{100 * report['pgd_share_of_step']:.2f}% of the step"
+        )
+    else:
+        from distjudge_eval.embedded import embedded_model_args
 
-    model_args = ns.model_args or embedded_model_args()
-    report = bench_readout(
-        ns.task, ns.limit, ns.batch_size, ns.repeats, model_args, memory=not ns.no_memory
-    )
-    print(format_readout(report))
+        model_args = ns.model_args or embedded_model_args()
+        report = bench_readout(
+            ns.task, ns.limit, ns.batch_size, ns.repeats, model_args, memory=not ns.no_memory
+        )
+        print(format_readout(report))
     if ns.out:
         Path(ns.out).parent.mkdir(parents=True, exist_ok=True)
         Path(ns.out).write_text(json.dumps(report, indent=2))

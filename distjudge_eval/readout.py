@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import copy
 import inspect
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+
+logger = logging.getLogger("distjudge")
 
 Mode = Literal["full", "first_token"]
 MODES: tuple[str, ...] = ("full", "first_token")
@@ -88,6 +91,13 @@ def _cache_kwarg(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
+def _run_prefix(model: Any, ids: torch.Tensor) -> Any:
+    """The KV cache after a prefix (``cache`` in new transformers, ``past_key_values`` before)."""
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    cache = out.get("cache") if "cache" in out else None
+    return cache if cache is not None else out["past_key_values"]
+
+
 def common_prefix_length(contexts: Sequence[Sequence[int]]) -> int:
     """Tokens every context starts with, leaving each at least its own last token."""
     first, limit = contexts[0], min(len(c) for c in contexts) - 1
@@ -113,7 +123,7 @@ class PrefixCache:
         if key != self._key:
             with torch.no_grad():
                 ids = torch.tensor([list(prefix)], device=device)
-                self._cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+                self._cache = _run_prefix(model, ids)
             self._key = key
         return copy.deepcopy(self._cache)
 
@@ -141,7 +151,8 @@ def label_scores(
         raise ValueError("every item in a readout batch needs the same number of labels")
     if mode == "first_token" and (first_tokens is None or len(first_tokens) != k):
         raise ValueError("first_token mode needs one token-id set per label")
-    attn = getattr(model.config, "_attn_implementation", "sdpa")
+    config = getattr(model, "module", model).config  # DDP wraps the model in .module
+    attn = getattr(config, "_attn_implementation", "sdpa")
     if attn not in ("sdpa", "eager"):
         raise ValueError(
             f"the readout packs labels with a custom attention mask, which needs "
@@ -161,7 +172,7 @@ def label_scores(
             cache = prefix_cache.get(model, prefix, device)
         else:
             ids = torch.tensor([list(prefix)], device=device)
-            cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+            cache = _run_prefix(model, ids)
         cache.batch_repeat_interleave(len(items))
     dtype = next(model.parameters()).dtype
     mask_dtype = dtype if dtype.is_floating_point else torch.float32
@@ -322,3 +333,25 @@ def first_token_sets(
                 f"({sorted(dropped)}): first_token mode cannot separate it; use mode=full"
             )
     return FirstTokenSets(kept, dropped)
+
+
+def label_first_tokens(
+    encode: Callable[[str], list[int]], continuations: Sequence[str]
+) -> list[list[int]]:
+    """First-token sets for an item's label continuations, with the synonyms of the label set
+    that declares these labels (``distjudge_eval.labels``). ``encode`` adds no special tokens."""
+    from distjudge_eval.labels import LABEL_SETS
+
+    labels = [c.strip() for c in continuations]
+    synonyms: dict[str, tuple[str, ...]] = {}
+    for label_set in LABEL_SETS.values():
+        if set(labels) <= set(label_set.labels):
+            synonyms = dict(label_set.synonyms)
+            break
+    sets = first_token_sets(encode, labels, synonyms)
+    if sets.dropped:
+        logger.warning(
+            "first_token readout: token ids %s start variants of several labels; dropped",
+            {t: owners for t, owners in sets.dropped.items()},
+        )
+    return sets.token_ids

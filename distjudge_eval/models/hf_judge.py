@@ -14,7 +14,6 @@ instructions that all items of a task share once per task. Same model_args as ``
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from typing import Any
 
@@ -23,20 +22,18 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
-from distjudge_eval.labels import LABEL_SETS
 from distjudge_eval.readout import (
     MODES,
     EncodedItem,
     PrefixCache,
     common_prefix_length,
     encode_item,
-    first_token_sets,
+    label_first_tokens,
     label_scores,
     truncate,
 )
 
 AUTO_MAX_ITEMS = 64
-eval_logger = logging.getLogger("distjudge")
 
 
 def _as_bool(value: Any) -> bool:
@@ -154,17 +151,6 @@ class HFJudgeLM(HFLM):
         return int(pad if pad is not None else (self.tokenizer.eos_token_id or 0))
 
     def _first_tokens(self, continuations: list[str]) -> list[list[int]]:
-        """First-token sets for an item's labels, with synonyms from a matching label set."""
-        labels = [c.strip() for c in continuations]
-        synonyms: dict[str, tuple[str, ...]] = {}
-        for label_set in LABEL_SETS.values():
-            if set(labels) <= set(label_set.labels):
-                synonyms = dict(label_set.synonyms)
-                break
-        sets = first_token_sets(
-            lambda s: self.tokenizer.encode(s, add_special_tokens=False), labels, synonyms
+        return label_first_tokens(
+            lambda s: self.tokenizer.encode(s, add_special_tokens=False), continuations
         )
-        if sets.dropped:
-            shared = {self.tokenizer.decode([t]): owners for t, owners in sets.dropped.items()}
-            eval_logger.warning("first_token readout: tokens shared by labels dropped: %s", shared)
-        return sets.token_ids
