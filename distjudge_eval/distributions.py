@@ -99,29 +99,52 @@ def project_to_simplex_torch(v: torch.Tensor) -> torch.Tensor:
 
 
 def project_to_simplex_ball(
-    v: torch.Tensor, center: torch.Tensor, radius: float | torch.Tensor, iters: int = 60
+    v: torch.Tensor,
+    center: torch.Tensor,
+    radius: float | torch.Tensor,
+    max_iters: int = 50,
+    tol: float = 1e-13,
 ) -> torch.Tensor:
     """Batched exact Euclidean projection onto {simplex} ∩ {x : ‖x − center‖₂ ≤ radius}.
 
     ``center`` must lie on the simplex. KKT with multiplier λ ≥ 0 on the ball gives
-    x(t) = Π_simplex(center + t (v − center)) with t = 1/(1+λ) ∈ (0, 1]; ‖x(t) − center‖ grows
-    with t, so t = 1 when Π_simplex(v) is already inside the ball, and otherwise bisection on t
-    finds the boundary (``iters`` halvings: t to 2⁻⁶⁰). Runs on the tensors' device, no solver.
+    x(t) = Π_simplex(center + t d), d = v − center, t = 1/(1+λ) ∈ (0, 1], and
+    g(t) = ‖x(t) − center‖² grows with t. So x = Π_simplex(v) when that is inside the ball;
+    otherwise we solve g(t) = radius². On a piece where the support S of x(t) is fixed, x(t) is
+    affine in t, so g is a quadratic whose root is exact on that piece: a safeguarded Newton
+    iteration (the piece's root, or bisection of the bracket when that root leaves it) converges
+    in a handful of vectorised steps, each one sort-based simplex projection. No solver; runs on
+    the tensors' device.
     """
     import torch
 
     radius_t = torch.as_tensor(radius, dtype=v.dtype, device=v.device)
-    radius_t = radius_t.expand(v.shape[:-1]) if radius_t.ndim == 0 else radius_t
-    direction = v - center
+    r2 = (radius_t.expand(v.shape[:-1]) if radius_t.ndim == 0 else radius_t) ** 2
+    d = v - center
     full = project_to_simplex_torch(v)
-    inside = torch.linalg.vector_norm(full - center, dim=-1) <= radius_t
+    inside = ((full - center) ** 2).sum(-1) <= r2
     lo = torch.zeros(v.shape[:-1], dtype=v.dtype, device=v.device)
     hi = torch.ones_like(lo)
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        x = project_to_simplex_torch(center + mid[..., None] * direction)
-        too_far = torch.linalg.vector_norm(x - center, dim=-1) > radius_t
-        hi = torch.where(too_far, mid, hi)
-        lo = torch.where(too_far, lo, mid)
-    boundary = project_to_simplex_torch(center + lo[..., None] * direction)
-    return torch.where(inside[..., None], full, boundary)
+    t = hi.clone()
+    x = full
+    for _ in range(max_iters):
+        g = ((x - center) ** 2).sum(-1)
+        converged = inside | ((g - r2).abs() <= tol * (1.0 + r2))
+        if bool(converged.all()):
+            break
+        hi = torch.where(g > r2, t, hi)
+        lo = torch.where(g > r2, lo, t)
+        support = (x > 0).to(v.dtype)
+        n = support.sum(-1, keepdim=True)
+        # On S: x − center = t·u + w with u = d − mean_S(d), w = −(Σ_S center − 1)/|S|;
+        # off S: x − center = −center.
+        u = (d - (support * d).sum(-1, keepdim=True) / n) * support
+        w = -((support * center).sum(-1, keepdim=True) - 1.0) / n * support
+        a = (u * u).sum(-1)
+        b = 2.0 * (u * w).sum(-1)
+        c = (w * w).sum(-1) + ((1.0 - support) * center**2).sum(-1) - r2
+        root = (-b + (b * b - 4.0 * a * c).clamp(min=0.0).sqrt()) / (2.0 * a).clamp(min=1e-300)
+        ok = (a > 0) & (root > lo) & (root < hi)
+        t = torch.where(converged, t, torch.where(ok, root, 0.5 * (lo + hi)))
+        x = project_to_simplex_torch(center + t[..., None] * d)
+    return torch.where(inside[..., None], full, x)
