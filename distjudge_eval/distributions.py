@@ -103,7 +103,7 @@ def project_to_simplex_ball(
     center: torch.Tensor,
     radius: float | torch.Tensor,
     max_iters: int = 50,
-    tol: float = 1e-13,
+    tol: float | None = None,
 ) -> torch.Tensor:
     """Batched exact Euclidean projection onto {simplex} ∩ {x : ‖x − center‖₂ ≤ radius}.
 
@@ -118,6 +118,7 @@ def project_to_simplex_ball(
     """
     import torch
 
+    tol = 64 * torch.finfo(v.dtype).eps if tol is None else tol
     radius_t = torch.as_tensor(radius, dtype=v.dtype, device=v.device)
     r2 = (radius_t.expand(v.shape[:-1]) if radius_t.ndim == 0 else radius_t) ** 2
     d = v - center
