@@ -80,6 +80,7 @@ def build_lm_eval_argv(args: Sequence[str]) -> list[str]:
     if _pop_flag(args, "--strict", False):
         os.environ[STRICT_ENV] = "1"
 
+    _move_api_key_to_env(args)
     include = _pop_flag(args, "--include_path", True)
     args += ["--include_path", ",".join(p for p in (str(tasks_dir()), include) if p)]
     if not _has_flag(args, "--model"):
@@ -100,6 +101,21 @@ def build_lm_eval_argv(args: Sequence[str]) -> list[str]:
     if not _has_flag(args, "--log_samples") and not _has_flag(args, "--predict_only"):
         args += ["--log_samples"]
     return ["run", *args] if not args or args[0] not in {"run", "ls", "validate"} else args
+
+
+def _move_api_key_to_env(args: list[str]) -> None:
+    """lm-eval writes --model_args into its results: an api_key there would leak, so it goes to
+    $OPENAI_API_KEY instead (read by openai-judge)."""
+    if "--model_args" not in args:
+        return
+    i = args.index("--model_args") + 1
+    kept = []
+    for part in args[i].split(","):
+        if part.strip().startswith("api_key="):
+            os.environ["OPENAI_API_KEY"] = part.split("=", 1)[1]
+        else:
+            kept.append(part)
+    args[i] = ",".join(kept)
 
 
 def run_eval(args: Sequence[str]) -> int:

@@ -88,6 +88,9 @@ def item_metrics(p: Sequence[float], label_scores: Sequence[float], item_id: str
         "js": js_divergence(pa, q),
         "brier": brier(pa, q),
         "entropy_gap": entropy(q) - entropy(pa),
+        # Probability the judge puts on the label set at all (for API judges: the top-k mass
+        # that mapped to labels, plus the floors of labels it did not return).
+        "label_mass": float(np.exp(np.logaddexp.reduce(np.asarray(label_scores, np.float64)))),
     }
     for delta in DELTAS:
         out[delta_metric_name(delta)] = kl_divergence(perturb(pa, delta, item_id), log_q)

@@ -5,5 +5,6 @@ lm-eval 0.4.13 has no plugin entry points, so ``distjudge eval`` imports this fi
 """
 
 from distjudge_eval.models.hf_judge import HFJudgeLM
+from distjudge_eval.models.openai_judge import OpenAIJudgeLM
 
-__all__ = ["HFJudgeLM"]
+__all__ = ["HFJudgeLM", "OpenAIJudgeLM"]

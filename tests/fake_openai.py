@@ -1,0 +1,116 @@
+"""A local OpenAI-compatible chat server that injects faults, for openai-judge tests."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# Top candidates of the fake judge's first token: " Ent"/"neutral"/"contra" map to the NLI
+# labels, "n" is ambiguous (neutral, or "no" = contradiction), "The" maps to nothing.
+TOP = [("neutral", 0.5), (" Ent", 0.2), ("contra", 0.1), ("n", 0.05), ("The", 0.05)]
+
+
+def completion(top: list[tuple[str, float]] = TOP) -> dict[str, Any]:
+    entries = [{"token": t, "logprob": math.log(p), "bytes": None} for t, p in top]
+    return {
+        "id": "fake",
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": top[0][0]},
+                "logprobs": {"content": [{**entries[0], "top_logprobs": entries}]},
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101},
+    }
+
+
+class FakeOpenAI:
+    """Serves scripted behaviours in order ("429", "500", "slow", "truncated", "nologprobs",
+    "ok"), then "ok" forever. Records every request."""
+
+    def __init__(self, script: list[str] | None = None, delay: float = 0.0) -> None:
+        self.script: deque[str] = deque(script or [])
+        self.delay = delay
+        self.bodies: list[dict] = []
+        self.headers: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length))
+                with fake._lock:
+                    fake.bodies.append(body)
+                    fake.headers.append(dict(self.headers))
+                    action = fake.script.popleft() if fake.script else "ok"
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    time.sleep(fake.delay)
+                    self._respond(action)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+
+            def _respond(self, action: str) -> None:
+                if action == "429":
+                    return self._send(429, {"error": "rate"}, {"Retry-After": "1"})
+                if action == "500":
+                    return self._send(500, {"error": "boom"})
+                if action == "slow":
+                    time.sleep(1.5)
+                if action == "truncated":
+                    raw = json.dumps(completion()).encode()[:40]
+                    return self._raw(200, raw)
+                if action == "nologprobs":
+                    data = completion()
+                    data["choices"][0]["logprobs"] = None
+                    return self._send(200, data)
+                return self._send(200, completion())
+
+            def _send(self, code: int, data: dict, headers: dict | None = None) -> None:
+                self._raw(code, json.dumps(data).encode(), headers)
+
+            def _raw(self, code: int, raw: bytes, headers: dict | None = None) -> None:
+                try:
+                    self.send_response(code)
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+        return Handler
