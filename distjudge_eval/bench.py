@@ -250,6 +250,40 @@ def bench_adversary(task: str, batch: int, steps: int, model_args: str | None) -
     }
 
 
+def bench_api(task: str, limit: int, concurrency: list[int], base_url: str | None) -> dict:
+    """openai-judge items/s and HTTP requests per item at several ``num_concurrent``."""
+    import contextlib
+
+    from distjudge_eval.llama_server import embedded_llama_server
+    from distjudge_eval.models.openai_judge import OpenAIJudgeLM
+
+    requests_, n_items = _requests(task, limit)
+    server = contextlib.nullcontext(base_url) if base_url else embedded_llama_server()
+    rows = []
+    with server as url:
+        OpenAIJudgeLM(model="judge", base_url=url).loglikelihood(requests_[:3], True)  # warm-up
+        for n in concurrency:
+            lm = OpenAIJudgeLM(model="judge", base_url=url, num_concurrent=n)
+            start = time.perf_counter()
+            lm.loglikelihood(requests_, disable_tqdm=True)
+            seconds = time.perf_counter() - start
+            rows.append(
+                {
+                    "num_concurrent": n,
+                    "seconds": seconds,
+                    "items_per_s": n_items / seconds,
+                    "http_requests_per_item": lm.requests_sent / n_items,
+                    "retries": lm.retries,
+                }
+            )
+    return {
+        "task": task,
+        "items": n_items,
+        "server": base_url or "embedded llama.cpp",
+        "rows": rows,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "_memory":
@@ -274,7 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     adv.add_argument("--batch", type=int, default=4)
     adv.add_argument("--steps", type=int, default=5)
     adv.add_argument("--model", default=None, help="HF model dir (default: embedded)")
-    for p in (pj, adv):
+    api = sub.add_parser("api", help="openai-judge items/s at several num_concurrent")
+    api.add_argument("--task", default="distjudge_snli")
+    api.add_argument("--limit", type=int, default=40)
+    api.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
+    api.add_argument("--base_url", default=None, help="default: start the embedded llama.cpp")
+    for p in (pj, adv, api):
         p.add_argument("--out", default=None)
         p.add_argument("--data_dir", default=None)
     ns = parser.parse_args(argv)
@@ -289,6 +328,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{report['cvxpy_s_per_item'] * 1e3:.2f} ms per item "
             f"({report['cvxpy_s_per_batch']:.2f} s per batch): {report['speedup']:.0f}x"
         )
+    elif ns.what == "api":
+        report = bench_api(ns.task, ns.limit, ns.concurrency, ns.base_url)
+        print(f"openai-judge on {ns.task}, {report['items']} items, {report['server']}")
+        print("| num_concurrent | items/s | HTTP requests per item | retries |")
+        print("|---:|---:|---:|---:|")
+        for row in report["rows"]:
+            print(
+                f"| {row['num_concurrent']} | {row['items_per_s']:.2f} | "
+                f"{row['http_requests_per_item']:.2f} | {row['retries']} |"
+            )
     elif ns.what == "adversary":
         report = bench_adversary(ns.task, ns.batch, ns.steps, ns.model)
         print(

@@ -194,6 +194,12 @@ class OpenAIJudgeLM(LM):
         print(self.usage_summary())
         return results  # type: ignore[return-value]
 
+    def apply_chat_template(self, chat_history: list[dict[str, str]], **kwargs: Any) -> str:
+        raise ValueError(
+            "openai-judge sends the prompt as a chat message and the server applies its own chat "
+            "template: run it without --apply_chat_template"
+        )
+
     def loglikelihood_rolling(self, requests_: list[Any]) -> list[float]:
         raise NotImplementedError("openai-judge scores labels; it has no rolling log-likelihood")
 
