@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_eval(rest)
     if command == "data":
         return run_data(rest)
+    if command == "compare":
+        from distjudge_eval.compare import main as compare_main
+
+        return compare_main(rest)
     if command == "train":
         from trainer.cli import main as train_main
 
@@ -50,6 +54,7 @@ commands:
   eval   run lm-eval on distjudge tasks (every lm-eval flag works; extra flags:
          --data_dir DIR, --strict); with no --model, scores the embedded SmolLM2-135M-Instruct
   data   fetch | info: download the original data files, or summarise what the loaders read
+  compare  tables (bootstrap CIs, paired tests) and plots from lm-eval output folders
   train  fine-tune a judge toward human label distributions (see `distjudge train --help`)
   bench  readout | projection | adversary: side-by-side timings printed as ratios
 """
