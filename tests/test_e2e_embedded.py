@@ -107,7 +107,8 @@ def stock_runs(tmp_path_factory: pytest.TempPathFactory, data_with_mnli: Path) -
     }
 
 
-CHAT_TASKS = ["distjudge_snli", "distjudge_mtbench"]
+CHAT_TASKS = ALL_TASKS
+FIRST_TOKEN_TASKS = ["distjudge_snli", "distjudge_mtbench"]
 
 
 def test_every_task_runs_and_q_matches_transformers(stock_runs: dict, direct_model) -> None:
@@ -152,7 +153,7 @@ def test_hf_judge_first_token_mode_matches_transformers(
 
     tok, model = direct_model
     extra = ["--model", "hf-judge", "--model_args", _embedded_args("readout=first_token")]
-    samples = run_cli(tmp_path, data_with_mnli, CHAT_TASKS, *extra)
+    samples = run_cli(tmp_path, data_with_mnli, FIRST_TOKEN_TASKS, *extra)
     for task, label_set in (("distjudge_snli", NLI), ("distjudge_mtbench", PAIRWISE)):
         row = samples[task][0]
         context = row["arguments"]["gen_args_0"]["arg_0"]
