@@ -4,7 +4,7 @@
 # Usage (from the repo root): DISTJUDGE_DATA_DIR=../shared/data bash results/snli_repro/run.sh
 set -euo pipefail
 OUT=results/snli_repro
-TRAIN_ITEMS=${TRAIN_ITEMS:-400}
+TRAIN_ITEMS=${TRAIN_ITEMS:-200}
 EVAL_LIMIT=${EVAL_LIMIT:-300}
 COMMON=(--task distjudge_snli --max_train_items "$TRAIN_ITEMS" --num_train_epochs 1
         --per_device_train_batch_size 4 --learning_rate 5e-4 --logging_steps 10
