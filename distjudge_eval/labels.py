@@ -48,3 +48,11 @@ PAIRWISE = LabelSet(
 )
 
 LABEL_SETS: dict[str, LabelSet] = {ls.name: ls for ls in (NLI, LIKERT_5, PAIRWISE)}
+
+
+def declared_synonyms(labels: list[str] | tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Synonyms from the label set that declares all of ``labels`` (none if no set does)."""
+    for label_set in LABEL_SETS.values():
+        if set(labels) <= set(label_set.labels):
+            return dict(label_set.synonyms)
+    return {}

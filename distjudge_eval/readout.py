@@ -340,15 +340,10 @@ def label_first_tokens(
 ) -> list[list[int]]:
     """First-token sets for an item's label continuations, with the synonyms of the label set
     that declares these labels (``distjudge_eval.labels``). ``encode`` adds no special tokens."""
-    from distjudge_eval.labels import LABEL_SETS
+    from distjudge_eval.labels import declared_synonyms
 
     labels = [c.strip() for c in continuations]
-    synonyms: dict[str, tuple[str, ...]] = {}
-    for label_set in LABEL_SETS.values():
-        if set(labels) <= set(label_set.labels):
-            synonyms = dict(label_set.synonyms)
-            break
-    sets = first_token_sets(encode, labels, synonyms)
+    sets = first_token_sets(encode, labels, declared_synonyms(labels))
     if sets.dropped:
         logger.warning(
             "first_token readout: token ids %s start variants of several labels; dropped",

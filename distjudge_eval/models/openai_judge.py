@@ -42,7 +42,7 @@ from tenacity import (
 )
 from tqdm import tqdm
 
-from distjudge_eval.labels import LABEL_SETS
+from distjudge_eval.labels import declared_synonyms
 
 logger = logging.getLogger("distjudge")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -71,11 +71,7 @@ class LabelMatcher:
     @classmethod
     def for_labels(cls, labels: Sequence[str]) -> LabelMatcher:
         stripped = [label.strip() for label in labels]
-        synonyms: dict[str, tuple[str, ...]] = {}
-        for label_set in LABEL_SETS.values():
-            if set(stripped) <= set(label_set.labels):
-                synonyms = dict(label_set.synonyms)
-                break
+        synonyms = declared_synonyms(stripped)
         variants = []
         for label in stripped:
             words = (label, *synonyms.get(label, ()))
