@@ -85,6 +85,14 @@ def truncate(item: EncodedItem, max_length: int) -> EncodedItem:
     return EncodedItem(item.context[-room:], item.continuations)
 
 
+def pad_token_id(tokenizer: Any) -> int:
+    """Padding id for packed rows (its value never matters: padded positions are masked)."""
+    if tokenizer is None:
+        return 0
+    pad = tokenizer.pad_token_id
+    return int(pad if pad is not None else (tokenizer.eos_token_id or 0))
+
+
 def _cache_kwarg(model: Any) -> str:
     """transformers renamed ``past_key_values`` to ``cache`` in forward(); use what it takes."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model

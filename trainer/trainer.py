@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from distjudge_eval.readout import label_scores
+from distjudge_eval.readout import label_scores, pad_token_id
 from trainer.config import DistJudgeConfig
 from trainer.objective import hybrid_loss
 
@@ -35,7 +35,7 @@ class DistJudgeTrainer(Trainer):
             items,
             mode=self.dj.readout,  # type: ignore[arg-type]
             first_tokens=self.first_tokens,
-            pad_id=_pad_id(self.processing_class),
+            pad_id=pad_token_id(self.processing_class),
             # A separate prefix pass needs a KV cache, which gradient checkpointing turns off.
             prefix=[] if self.args.gradient_checkpointing else None,
         ).scores
@@ -72,10 +72,3 @@ class DistJudgeTrainer(Trainer):
             self._sums.clear()
             self._count = 0
         super().log(logs, *args, **kwargs)
-
-
-def _pad_id(tokenizer: Any) -> int:
-    if tokenizer is None:
-        return 0
-    pad = tokenizer.pad_token_id
-    return int(pad if pad is not None else (tokenizer.eos_token_id or 0))

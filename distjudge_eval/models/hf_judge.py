@@ -30,6 +30,7 @@ from distjudge_eval.readout import (
     encode_item,
     label_first_tokens,
     label_scores,
+    pad_token_id,
     truncate,
 )
 
@@ -118,7 +119,7 @@ class HFJudgeLM(HFLM):
                         [e[0] for e in batch],
                         mode=self.readout_mode,  # type: ignore[arg-type]
                         first_tokens=first_tokens,
-                        pad_id=self._pad_id(),
+                        pad_id=pad_token_id(self.tokenizer),
                         prefix=prefix,
                         prefix_cache=self._prefix_cache if prefix else None,
                     )
@@ -145,10 +146,6 @@ class HFJudgeLM(HFLM):
             width = grown
         if batch:
             yield batch
-
-    def _pad_id(self) -> int:
-        pad = self.tokenizer.pad_token_id
-        return int(pad if pad is not None else (self.tokenizer.eos_token_id or 0))
 
     def _first_tokens(self, continuations: list[str]) -> list[list[int]]:
         return label_first_tokens(
