@@ -40,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from trainer.cli import main as train_main
 
         return train_main(rest)
+    if command == "sweep":
+        from distjudge_eval.sweep import main as sweep_main
+
+        return sweep_main(rest)
     if command == "bench":
         from distjudge_eval.bench import main as bench_main
 
@@ -56,6 +60,7 @@ commands:
   data   fetch | info: download the original data files, or summarise what the loaders read
   compare  tables (bootstrap CIs, paired tests) and plots from lm-eval output folders
   train  fine-tune a judge toward human label distributions (see `distjudge train --help`)
+  sweep  train + evaluate the alpha x epsilon grid (resumable), with tables and a KL-over-alpha plot
   bench  readout | projection | adversary: side-by-side timings printed as ratios
 """
 

@@ -20,16 +20,35 @@ class TrainExample:
     item_id: str
 
 
-def load_task(task_name: str) -> Any:
+def load_tasks(spec: str) -> dict[str, Any]:
+    """Tasks named by ``spec``: one task, a comma-separated list, or a group (flattened), so
+    e.g. ``distjudge_summeval`` trains one judge on all four SummEval dimensions."""
     from lm_eval.tasks import TaskManager, get_task_dict
 
     from distjudge_eval.paths import tasks_dir
 
     manager = TaskManager(include_path=str(tasks_dir()))
-    tasks = get_task_dict([task_name], manager)
-    if task_name not in tasks:
-        raise ValueError(f"{task_name} is a group: train on one task at a time")
-    return tasks[task_name]
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    found: dict[str, Any] = {}
+
+    def flatten(tree: dict) -> None:
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                flatten(value)
+            else:
+                found[getattr(key, "group_name", key) if not isinstance(key, str) else key] = value
+
+    flatten(get_task_dict(names, manager))
+    if not found:
+        raise ValueError(f"no tasks found for {spec!r}")
+    return found
+
+
+def load_task(task_name: str) -> Any:
+    tasks = load_tasks(task_name)
+    if len(tasks) != 1:
+        raise ValueError(f"{task_name} names {len(tasks)} tasks; expected one")
+    return next(iter(tasks.values()))
 
 
 def build_examples(
@@ -39,16 +58,37 @@ def build_examples(
     apply_chat_template: bool = False,
     max_length: int = 8192,
 ) -> list[TrainExample]:
-    """(prompt, label continuations) exactly as lm-eval builds the requests, for train docs."""
-    task = load_task(task_name)
-    docs = list(task.training_docs())
-    if max_items is not None:
-        docs = docs[:max_items]
+    """(prompt, label continuations) exactly as lm-eval builds the requests, for train docs.
+
+    ``task_name`` may name several tasks (see :func:`load_tasks`); ``max_items`` caps each.
+    All of them must share one label count, since a batch stacks their distributions.
+    """
     chat = _chat_fn(tokenizer) if apply_chat_template else None
 
     def encode(text: str) -> list[int]:
         return tokenizer.encode(text)
 
+    examples: list[TrainExample] = []
+    for name, task in load_tasks(task_name).items():
+        docs = list(task.training_docs())
+        if max_items is not None:
+            docs = docs[:max_items]
+        examples += _task_examples(name, task, docs, encode, chat, apply_chat_template, max_length)
+    sizes = {len(ex.p) for ex in examples}
+    if len(sizes) > 1:
+        raise ValueError(f"{task_name}: tasks have different label counts {sorted(sizes)}")
+    return examples
+
+
+def _task_examples(
+    task_name: str,
+    task: Any,
+    docs: list[dict],
+    encode: Any,
+    chat: Any,
+    apply_chat_template: bool,
+    max_length: int,
+) -> list[TrainExample]:
     examples = []
     for doc in docs:
         ctx = task.fewshot_context(
@@ -61,7 +101,9 @@ def build_examples(
         continuations = [r.args[1] for r in requests]
         item = truncate(encode_item(encode, context, continuations), max_length)
         examples.append(
-            TrainExample(item, list(doc["p"]), plurality_target(doc["p"]).tolist(), str(doc["id"]))
+            TrainExample(
+                item, list(doc["p"]), plurality_target(doc["p"]).tolist(), f"{task_name}/{doc['id']}"
+            )
         )
     return examples
 
