@@ -19,6 +19,7 @@ import numpy as np
 
 from distjudge_eval.distributions import DELTAS
 from distjudge_eval.metrics import delta_metric_name, expected_calibration_error
+from distjudge_eval.position_bias import ORDER_AVG, POSITION_METRICS, add_order_averaged
 
 BOOTSTRAP = 2000
 SEED = 0
@@ -47,6 +48,7 @@ def load_run(folder: Path, name: str | None = None) -> Run:
                     rows[int(row["doc_id"])] = row
         if rows:  # a later file of the same task (a rerun) replaces an earlier one
             run.samples[task] = rows
+    add_order_averaged(run.samples)
     return run
 
 
@@ -146,6 +148,37 @@ def compare(runs: list[Run]) -> Report:
             rows.append({"run": run.name, "task": task, "metric": "ece", "mean": ece})
             rows.append({"run": run.name, "task": task, "metric": "brier", "mean": brier})
         md.write(f"| {run.name} | " + " | ".join(cells) + " |\n")
+
+    position_tasks = [t for t in tasks if t.endswith(ORDER_AVG)]
+    if position_tasks:
+        md.write(
+            "\n## Position bias (both slot orders): swap consistency↑, symmetry deviation↓, "
+            "mean [95% CI]\n\n| run | task | swap consistency | symmetry deviation | "
+            "KL original | KL swapped | KL order-averaged | n |\n"
+            "|---|---|---:|---:|---:|---:|---:|---:|\n"
+        )
+        for run in runs:
+            for task in position_tasks:
+                ids = shared_ids(runs, task)
+                base_task = task[: -len(ORDER_AVG)]
+                cells = []
+                for metric in POSITION_METRICS:
+                    vals = metric_array(run, task, metric, ids)
+                    lo, hi = bootstrap_ci(vals, rng)
+                    cells.append(f"{vals.mean():.3f} [{lo:.3f}, {hi:.3f}]")
+                    rows.append(
+                        {"run": run.name, "task": task, "metric": metric, "mean": vals.mean(),
+                         "ci_lo": lo, "ci_hi": hi, "n": len(ids)}
+                    )  # fmt: skip
+                kls = [
+                    np.mean([float(r["kl"]) for r in run.samples[t].values()])
+                    for t in (base_task, base_task + "_swapped", task)
+                ]
+                md.write(
+                    f"| {run.name} | {base_task} | {cells[0]} | {cells[1]} | "
+                    + " | ".join(f"{k:.3f}" for k in kls)
+                    + f" | {len(ids)} |\n"
+                )
 
     if len(runs) > 1:
         base = runs[0]

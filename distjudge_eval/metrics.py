@@ -70,8 +70,14 @@ def brier(p: Sequence[float], q: Sequence[float]) -> float:
 
 
 def plurality_accuracy(p: Sequence[float], q: Sequence[float]) -> float:
-    """1 if argmax q is the human plurality label; 1/k when it is one of k tied plurality labels."""
-    return float(plurality_target(p)[int(np.argmax(q))])
+    """1 if argmax q is the human plurality label; 1/k when it is one of k tied plurality labels.
+
+    When q itself ties (a verbalized 0.5 / 0.5), the credit is averaged over q's tied labels, so
+    a tie in q does not silently favour the first label.
+    """
+    qa = np.asarray(q, dtype=np.float64)
+    top = np.flatnonzero(qa == qa.max())
+    return float(plurality_target(p)[top].mean())
 
 
 def item_metrics(p: Sequence[float], label_scores: Sequence[float], item_id: str) -> dict:

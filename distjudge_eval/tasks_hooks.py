@@ -22,3 +22,15 @@ def make_hooks(bench: str) -> tuple[Callable[..., Any], Callable[[dict], list[st
         return labels
 
     return load_dataset, doc_to_choice
+
+
+def make_distribution_scorer(bench: str) -> Callable[[dict, list], dict]:
+    """process_results for a task whose judge writes a distribution over the bench's labels."""
+    from distjudge_eval.verbalized import reply_text, score
+
+    label_set = BENCHMARKS[bench].label_set
+
+    def process_results(doc: dict, results: list) -> dict:
+        return score(doc, reply_text(results), label_set)
+
+    return process_results

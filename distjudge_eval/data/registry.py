@@ -103,17 +103,27 @@ def _load_cached(
 def load_task_dataset(bench: str, **kwargs: Any):
     """lm-eval ``custom_dataset`` hook: metadata and dataset_kwargs arrive as keyword arguments.
 
-    Keys it reads: ``data_dir``, ``strict``, and the loader options ``dimension``, ``raters``,
-    ``file``. lm-eval merges other metadata (version, model args) in: those are ignored.
+    Keys it reads: ``data_dir``, ``strict``, the loader options ``dimension``, ``raters``,
+    ``file``, and ``order`` (``swapped`` shows pairwise items with slots A and B exchanged).
+    lm-eval merges other metadata (version, model args) in: those are ignored.
     """
     import datasets
 
+    from distjudge_eval.pairwise import swap_item
+
+    order = kwargs.get("order", "canonical")
+    if order not in ("canonical", "swapped"):
+        raise ValueError(f"order must be canonical or swapped, got {order!r}")
+    if order == "swapped" and BENCHMARKS[bench].label_set is not PAIRWISE:
+        raise ValueError(f"{bench} is not pairwise: it has no slot order to swap")
     items = load_items(
         bench,
         data_dir=kwargs.get("data_dir"),
         strict=kwargs.get("strict"),
         **{k: kwargs[k] for k in OPTION_KEYS if k in kwargs},
     )
+    if order == "swapped":
+        items = [swap_item(it) for it in items]
     return datasets.DatasetDict(
         {
             split: datasets.Dataset.from_list([it for it in items if it["split"] == split])
