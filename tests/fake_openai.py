@@ -36,8 +36,11 @@ class FakeOpenAI:
     """Serves scripted behaviours in order ("429", "500", "slow", "truncated", "nologprobs",
     "ok"), then "ok" forever. Records every request."""
 
-    def __init__(self, script: list[str] | None = None, delay: float = 0.0) -> None:
+    def __init__(
+        self, script: list[str] | None = None, delay: float = 0.0, reply: str = "0.73</prob> ok"
+    ) -> None:
         self.script: deque[str] = deque(script or [])
+        self.reply = reply  # the text of generation requests (no `logprobs` in the body)
         self.delay = delay
         self.bodies: list[dict] = []
         self.headers: list[dict] = []
@@ -77,12 +80,12 @@ class FakeOpenAI:
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:
                     time.sleep(fake.delay)
-                    self._respond(action)
+                    self._respond(action, body)
                 finally:
                     with fake._lock:
                         fake.in_flight -= 1
 
-            def _respond(self, action: str) -> None:
+            def _respond(self, action: str, body: dict) -> None:
                 if action == "429":
                     return self._send(429, {"error": "rate"}, {"Retry-After": "1"})
                 if action == "500":
@@ -94,6 +97,11 @@ class FakeOpenAI:
                     return self._raw(200, raw)
                 if action == "nologprobs":
                     data = completion()
+                    data["choices"][0]["logprobs"] = None
+                    return self._send(200, data)
+                if not body.get("logprobs"):
+                    data = completion()
+                    data["choices"][0]["message"]["content"] = fake.reply
                     data["choices"][0]["logprobs"] = None
                     return self._send(200, data)
                 return self._send(200, completion())

@@ -118,10 +118,12 @@ def test_requests_run_concurrently() -> None:
     assert server.max_in_flight >= 2 and len(server.bodies) == 8
 
 
-def run_cli(server: FakeOpenAI, out: Path, data_dir: Path, *extra: str) -> str:
+def run_cli(
+    server: FakeOpenAI, out: Path, data_dir: Path, *extra: str, tasks: str = "distjudge_snli"
+) -> str:
     args = f"model=fake-judge,base_url={server.base_url},api_key=sk-SECRET-123"
     cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--model", "openai-judge"]
-    cmd += ["--model_args", args, "--tasks", "distjudge_snli", "--limit", "3"]
+    cmd += ["--model_args", args, "--tasks", tasks, "--limit", "3"]
     cmd += ["--output_path", str(out), "--data_dir", str(data_dir), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -146,3 +148,34 @@ def test_cli_end_to_end_key_never_written_and_cache_resumes(tmp_path: Path, data
     q = [0.2 / 0.8, 0.5 / 0.8, 0.1 / 0.8]
     assert row["ece"]["q"] == pytest.approx(q)
     assert row["label_mass"] == pytest.approx(0.8)
+
+
+def test_verbalized_generation_cuts_at_stop_and_retries(tmp_path: Path, data_dir: Path) -> None:
+    """generate_until through the real lm-eval CLI: the task's stop sequences and length reach
+    the server, a 500 is retried, and the reply is cut at the stop sequence before parsing."""
+    tasks = "distjudge_mtbench_verbalized,distjudge_mtbench_verbalized_swapped"
+    with FakeOpenAI(script=["500"], reply="0.73</prob> because A rambles") as server:
+        out = run_cli(server, tmp_path / "run", data_dir, tasks=tasks)
+    assert "openai-judge: 7 HTTP requests (1 retries)" in out  # 2 tasks x 3 items + 1 retry
+    body = server.bodies[-1]
+    assert body["stop"] == ["</prob>", "\n"] and body["max_tokens"] == 8
+    assert body["temperature"] == 0.0 and "logprobs" not in body
+    assert body["messages"][0]["content"].endswith("Answer: <prob>")
+    for task in tasks.split(","):
+        (samples,) = (tmp_path / "run").glob(f"**/samples_{task}_2*.jsonl")
+        for row in map(json.loads, samples.open()):
+            assert row["filtered_resps"] == ["0.73"]
+            assert row["ece"]["q"] == pytest.approx([0.27, 0.73])
+            assert row["parse_fail"] == 0.0
+
+
+def test_unparsable_replies_are_counted_and_scored_uniform(tmp_path: Path, data_dir: Path) -> None:
+    with FakeOpenAI(reply="I think B.") as server:
+        run_cli(server, tmp_path / "run", data_dir, tasks="distjudge_mtbench_verbalized")
+    (samples,) = (tmp_path / "run").glob("**/samples_distjudge_mtbench_verbalized_2*.jsonl")
+    rows = [json.loads(line) for line in samples.open()]
+    assert [r["parse_fail"] for r in rows] == [1.0, 1.0, 1.0]
+    assert all(r["ece"]["q"] == [0.5, 0.5] for r in rows)
+    (results,) = (tmp_path / "run").glob("**/results_*.json")
+    agg = json.loads(results.read_text())["results"]["distjudge_mtbench_verbalized"]
+    assert agg["parse_fail,none"] == 1.0

@@ -17,6 +17,10 @@ Model args: ``model`` (required), ``base_url`` (default OpenAI), ``api_key`` (de
 ``$OPENAI_API_KEY``; never logged or written), ``top_logprobs`` (20), ``num_concurrent`` (1),
 ``max_retries`` (6 attempts in all), ``timeout`` (60 s), ``max_backoff`` (30 s).
 Temperature is always 0 and no model name changes that.
+
+Verbalized tasks (``generate_until``) get one greedy chat completion per item, with the task's
+stop sequences sent as ``stop`` (and applied again to the reply) and ``max_gen_toks`` as
+``max_tokens``; the reply is parsed by ``distjudge_eval.verbalized``.
 """
 
 from __future__ import annotations
@@ -199,8 +203,24 @@ class OpenAIJudgeLM(LM):
     def loglikelihood_rolling(self, requests_: list[Any]) -> list[float]:
         raise NotImplementedError("openai-judge scores labels; it has no rolling log-likelihood")
 
-    def generate_until(self, requests_: list[Any]) -> list[str]:
-        raise NotImplementedError("openai-judge scores labels from logprobs; it does not generate")
+    def generate_until(self, requests_: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """Verbalized judgments: one greedy chat completion per request, cut at ``until``."""
+        results: list[str | None] = [None] * len(requests_)
+        bar = tqdm(total=len(requests_), disable=disable_tqdm, desc="openai-judge generations")
+
+        def generate(i: int) -> None:
+            context, gen_kwargs = requests_[i].args
+            where = f"item {requests_[i].doc_id} of {requests_[i].task_name}"
+            results[i] = self.generate_item(context, dict(gen_kwargs or {}), where)
+            self.cache_hook.add_partial("generate_until", requests_[i].args, results[i])
+            bar.update(1)
+
+        with ThreadPoolExecutor(max_workers=self.num_concurrent) as pool:
+            for future in [pool.submit(generate, i) for i in range(len(requests_))]:
+                future.result()
+        bar.close()
+        print(self.usage_summary())
+        return results  # type: ignore[return-value]
 
     # -- one item -------------------------------------------------------------------------
     def score_item(
@@ -214,12 +234,7 @@ class OpenAIJudgeLM(LM):
             "logprobs": True,
             "top_logprobs": self.top_logprobs,
         }
-        try:
-            data = self._post_with_retries(body)
-        except TransientAPIError as exc:
-            raise APIJudgeError(
-                f"{where}: gave up after {self.max_retries} attempts: {exc}"
-            ) from None
+        data = self._chat(body, where)
         try:
             top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
         except (KeyError, IndexError, TypeError):
@@ -229,11 +244,43 @@ class OpenAIJudgeLM(LM):
             ) from None
         if not top:
             raise APIJudgeError(f"{where}: the response's top_logprobs is empty")
+        return label_logprobs(top, LabelMatcher.for_labels(labels))
+
+    def generate_item(self, context: str, gen_kwargs: dict[str, Any], where: str) -> str:
+        until = gen_kwargs.get("until") or []
+        until = [until] if isinstance(until, str) else list(until)
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": context}],
+            "max_tokens": int(gen_kwargs.get("max_gen_toks", 256)),
+            "temperature": 0.0,
+        }
+        if until:
+            body["stop"] = until[:4]  # the OpenAI API takes at most four stop sequences
+        data = self._chat(body, where)
+        try:
+            text = data["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise APIJudgeError(f"{where}: the response has no message content") from None
+        text = text or ""
+        for stop in until:  # servers may ignore `stop`, or take only four of them
+            if stop:
+                text = text.split(stop, 1)[0]
+        return text
+
+    def _chat(self, body: dict[str, Any], where: str) -> dict[str, Any]:
+        """One chat completion with retries; counts token usage."""
+        try:
+            data = self._post_with_retries(body)
+        except TransientAPIError as exc:
+            raise APIJudgeError(
+                f"{where}: gave up after {self.max_retries} attempts: {exc}"
+            ) from None
         usage = data.get("usage") or {}
         with self._lock:
             for key in self.usage:
                 self.usage[key] += int(usage.get(key) or 0)
-        return label_logprobs(top, LabelMatcher.for_labels(labels))
+        return data
 
     def _post_with_retries(self, body: dict[str, Any]) -> dict[str, Any]:
         def wait(state: RetryCallState) -> float:
