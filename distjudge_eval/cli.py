@@ -40,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from trainer.cli import main as train_main
 
         return train_main(rest)
+    if command in ("sft", "grpo"):
+        from importlib import import_module
+
+        return import_module(f"trainer.{command}").main(rest)
     if command == "sweep":
         from distjudge_eval.sweep import main as sweep_main
 
@@ -60,6 +64,8 @@ commands:
   data   fetch | info: download the original data files, or summarise what the loaders read
   compare  tables (bootstrap CIs, paired tests) and plots from lm-eval output folders
   train  fine-tune a judge toward human label distributions (see `distjudge train --help`)
+  sft    fine-tune a verbalized pairwise judge on human probabilities (TRL SFTTrainer)
+  grpo   RL for a verbalized pairwise judge from one vote per prompt (TRL GRPOTrainer)
   sweep  train + evaluate the alpha x epsilon grid (resumable), with tables and a KL-over-alpha plot
   bench  readout | projection | adversary: side-by-side timings printed as ratios
 """

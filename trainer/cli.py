@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer.config import DistJudgeConfig
+from trainer.config import DistJudgeConfig, ModelSettings
 
 logger = logging.getLogger("distjudge")
 
@@ -45,7 +45,7 @@ def parse(argv: Sequence[str]) -> tuple[DistJudgeConfig, Any]:
     return config, training_args
 
 
-def load_model_and_tokenizer(config: DistJudgeConfig) -> tuple[Any, Any]:
+def load_model_and_tokenizer(config: ModelSettings) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -114,13 +114,20 @@ def train(config: DistJudgeConfig, training_args: Any) -> Path:
         first_tokens=first_tokens,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    return save_run(trainer, tokenizer, config, training_args)
+
+
+def save_run(trainer: Any, tokenizer: Any, config: ModelSettings, training_args: Any) -> Path:
+    """Adapter (or full weights), tokenizer and the run's settings, ready for the harness."""
     out = Path(training_args.output_dir)
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
     if trainer.is_world_process_zero():
         (out / "distjudge_config.json").write_text(
             json.dumps(
-                {"distjudge": config.to_dict(), "training": training_args.to_dict()}, indent=2
+                {"distjudge": config.to_dict(), "training": training_args.to_dict()},
+                indent=2,
+                default=str,
             )
         )
         if config.merge_weights and config.use_lora:
@@ -130,17 +137,18 @@ def train(config: DistJudgeConfig, training_args: Any) -> Path:
     return out
 
 
+def eval_hint(config: ModelSettings, out: Path, tasks: str) -> str:
+    base = f"pretrained={config.model}" + (
+        f",gguf_file={config.gguf_file}" if config.gguf_file else ""
+    )
+    target = base + f",peft={out}" if config.use_lora else f"pretrained={out}"
+    command = f"distjudge eval --model hf-judge --model_args {target} --tasks {tasks}"
+    return f"saved to {out}\nevaluate: {command}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config, training_args = parse(sys.argv[1:] if argv is None else argv)
     out = train(config, training_args)
-    base = f"pretrained={config.model}" + (
-        f",gguf_file={config.gguf_file}" if config.gguf_file else ""
-    )
-    adapter = f",peft={out}" if config.use_lora else ""
-    target = base + adapter if config.use_lora else f"pretrained={out}"
-    print(
-        f"saved to {out}\nevaluate: distjudge eval --model hf-judge --model_args {target} "
-        f"--tasks {config.task}"
-    )
+    print(eval_hint(config, out, config.task))
     return 0

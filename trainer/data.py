@@ -63,7 +63,7 @@ def build_examples(
     ``task_name`` may name several tasks (see :func:`load_tasks`); ``max_items`` caps each.
     All of them must share one label count, since a batch stacks their distributions.
     """
-    chat = _chat_fn(tokenizer) if apply_chat_template else None
+    chat = chat_fn(tokenizer) if apply_chat_template else None
 
     def encode(text: str) -> list[int]:
         return tokenizer.encode(text)
@@ -102,16 +102,25 @@ def _task_examples(
         item = truncate(encode_item(encode, context, continuations), max_length)
         examples.append(
             TrainExample(
-                item, list(doc["p"]), plurality_target(doc["p"]).tolist(), f"{task_name}/{doc['id']}"
+                item,
+                list(doc["p"]),
+                plurality_target(doc["p"]).tolist(),
+                f"{task_name}/{doc['id']}",
             )
         )
     return examples
 
 
-def _chat_fn(tokenizer: Any):
+def chat_fn(tokenizer: Any):
+    """The chat templating lm-eval's HF backend uses (a generation prefix continues the
+    assistant turn), so trained prompts equal evaluated ones."""
+
     def apply(history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
         return tokenizer.apply_chat_template(
-            history, tokenize=False, add_generation_prompt=add_generation_prompt
+            history,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=not add_generation_prompt,
         )
 
     return apply

@@ -1,0 +1,136 @@
+"""Prompts for verbalized pairwise judges, from the same lm-eval tasks the harness scores.
+
+Each train-split item gives its prompt exactly as lm-eval builds it (generation prefix
+``<prob>`` included) in the original slot order and, with swap augmentation, in the swapped
+order from the task's ``_swapped`` twin. Targets:
+
+* SFT (dense): the human P(B ≻ A) (ties count half), written as the judge should write it;
+* GRPO (sparse): one human vote per item, drawn with a fixed seed: y = 1 if B won, 0 if A won;
+  a tie vote is dropped (counted) or, with ``ties=half``, y = 0.5. The swapped prompt gets 1 − y.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from distjudge_eval.pairwise import binary_target
+from distjudge_eval.position_bias import SWAPPED
+from trainer.data import chat_fn, load_task
+
+logger = logging.getLogger("distjudge")
+
+
+@dataclass
+class VerbalPrompt:
+    prompt: str
+    prob_b: float  # dense human target P(B better) in this prompt's slot order
+    votes: list[int]  # (A, B, tie) vote counts in this prompt's slot order
+    item_id: str
+    swapped: bool
+
+
+def task_prompts(task_name: str, tokenizer: Any, max_items: int | None, chat: bool) -> list:
+    """(doc, prompt, generation kwargs) per train doc, as lm-eval builds the request."""
+    task = load_task(task_name)
+    if task.OUTPUT_TYPE != "generate_until":
+        raise ValueError(f"{task_name} is not a verbalized (generate_until) task")
+    docs = list(task.training_docs())[:max_items]
+    template = chat_fn(tokenizer) if chat else None
+    out = []
+    for doc in docs:
+        ctx = task.fewshot_context(
+            doc,
+            0,
+            apply_chat_template=chat,
+            chat_template=template,
+            gen_prefix=task.doc_to_prefix(doc),
+        )
+        request = task.construct_requests(doc, ctx, metadata=(task_name, 0, 1))
+        request = request[0] if isinstance(request, list) else request
+        out.append((doc, request.args[0], request.args[1]))
+    return out
+
+
+def build_prompts(
+    task_name: str,
+    tokenizer: Any,
+    max_items: int | None = None,
+    apply_chat_template: bool = False,
+    swap_augment: bool = True,
+    max_prompt_tokens: int | None = None,
+) -> tuple[list[VerbalPrompt], dict[str, Any]]:
+    """Prompts in both slot orders (paired by item id), and the task's generation kwargs.
+
+    ``max_items`` caps items (each counted once, whatever the number of orders); items whose
+    prompt is longer than ``max_prompt_tokens`` in either order are skipped and counted.
+    """
+    names = [task_name] + ([task_name + SWAPPED] if swap_augment else [])
+    prompts: list[VerbalPrompt] = []
+    gen_kwargs: dict[str, Any] = {}
+    too_long: set[str] = set()
+    for name in names:
+        for doc, prompt, kwargs in task_prompts(name, tokenizer, None, apply_chat_template):
+            if max_prompt_tokens is not None and len(tokenizer.encode(prompt)) > max_prompt_tokens:
+                too_long.add(str(doc["id"]))
+                continue
+            if len(doc["p"]) != 3:
+                raise ValueError(f"{name}: expected a pairwise (A, B, tie) task")
+            prompts.append(
+                VerbalPrompt(
+                    prompt=prompt,
+                    prob_b=binary_target(doc["p"])[1],
+                    votes=list(doc["votes"]),
+                    item_id=str(doc["id"]),
+                    swapped=name.endswith(SWAPPED),
+                )
+            )
+            gen_kwargs = dict(kwargs)
+    # an item counts in both orders or in neither; then the first max_items items in split order
+    keep = [vp for vp in prompts if vp.item_id not in too_long]
+    if max_items is not None:
+        first = list(dict.fromkeys(vp.item_id for vp in keep))[:max_items]
+        keep = [vp for vp in keep if vp.item_id in set(first)]
+    if too_long:
+        logger.warning("skipped %d train items whose prompt exceeds %d tokens", len(too_long),
+                       max_prompt_tokens)  # fmt: skip
+    return keep, gen_kwargs
+
+
+def sparse_label(votes: list[int], item_id: str, seed: int, ties: str) -> float | None:
+    """One vote drawn from the item's votes (fixed per item and seed): 1 = B won, 0 = A won."""
+    if ties not in ("drop", "half"):
+        raise ValueError(f"ties must be drop or half, got {ties!r}")
+    digest = hashlib.sha256(f"{seed}:{item_id}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    counts = np.asarray(votes, dtype=np.float64)
+    vote = int(rng.choice(3, p=counts / counts.sum()))
+    if vote == 2:
+        return None if ties == "drop" else 0.5
+    return float(vote)
+
+
+def sparse_dataset(
+    prompts: list[VerbalPrompt], seed: int, ties: str
+) -> tuple[list[dict[str, Any]], int]:
+    """GRPO rows {prompt, y}; the swapped prompt of an item gets the same vote, flipped.
+
+    Returns the rows and the number of prompts dropped because their vote was a tie.
+    """
+    rows, dropped = [], 0
+    for vp in prompts:
+        # draw in the canonical order so both orders of an item see the same vote
+        canonical = [vp.votes[1], vp.votes[0], vp.votes[2]] if vp.swapped else vp.votes
+        y = sparse_label(canonical, vp.item_id, seed, ties)
+        if y is None:
+            dropped += 1
+            continue
+        rows.append({"prompt": vp.prompt, "y": 1.0 - y if vp.swapped else y, "id": vp.item_id})
+    if dropped:
+        logger.warning("GRPO: dropped %d of %d prompts whose drawn vote was a tie", dropped,
+                       len(prompts))  # fmt: skip
+    return rows, dropped
