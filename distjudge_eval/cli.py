@@ -151,6 +151,10 @@ def run_eval(args: Sequence[str]) -> int:
         latest = newest_results_file(out)
         if latest is not None:
             print(f"\ndistjudge summary ({latest}):\n{summary_table(latest)}")
+            from distjudge_eval.position_bias import summary_lines
+
+            for line in summary_lines(latest):
+                print(f"position bias: {line}")
     return 0
 
 

@@ -33,8 +33,8 @@ class Run:
     samples: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
 
 
-def load_run(folder: Path, name: str | None = None) -> Run:
-    files = sorted(folder.glob("**/samples_*.jsonl"))
+def load_run(folder: Path, name: str | None = None, pattern: str = "**/samples_*.jsonl") -> Run:
+    files = sorted(folder.glob(pattern))
     if not files:
         raise FileNotFoundError(f"{folder}: no samples_*.jsonl (run lm-eval with --log_samples)")
     run = Run(name or folder.name)

@@ -12,6 +12,7 @@ Per item (paired by item id) this gives:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,3 +68,31 @@ def add_order_averaged(samples: dict[str, dict[int, dict[str, Any]]]) -> list[st
             samples[task + ORDER_AVG] = rows
             added.append(task + ORDER_AVG)
     return added
+
+
+def summary_lines(results_file: Path) -> list[str]:
+    """One line per task scored in both orders by the run that wrote ``results_file``."""
+    from distjudge_eval.compare import load_run
+
+    stamp = results_file.stem[len("results_") :]
+    try:
+        run = load_run(results_file.parent, pattern=f"samples_*_{stamp}.jsonl")
+    except FileNotFoundError:
+        return []
+    lines = []
+    for task in paired_tasks(run.samples):
+        rows = run.samples.get(task + ORDER_AVG, {})
+        if not rows:
+            continue
+
+        def mean(metric: str, rows: dict = rows) -> float:
+            return float(np.mean([r[metric] for r in rows.values()]))
+
+        kls = [float(np.mean([r["kl"] for r in run.samples[t].values()]))
+               for t in (task, task + SWAPPED)]  # fmt: skip
+        lines.append(
+            f"{task}: {len(rows)} items in both orders, swap consistency "
+            f"{mean('swap_consistent'):.3f}, symmetry deviation {mean('symmetry_dev'):.3f}, "
+            f"KL original {kls[0]:.4f} / swapped {kls[1]:.4f} / order-averaged {mean('kl'):.4f}"
+        )
+    return lines

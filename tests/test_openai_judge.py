@@ -161,6 +161,9 @@ def test_verbalized_generation_cuts_at_stop_and_retries(tmp_path: Path, data_dir
     assert body["stop"] == ["</prob>", "\n"] and body["max_tokens"] == 8
     assert body["temperature"] == 0.0 and "logprobs" not in body
     assert body["messages"][0]["content"].endswith("Answer: <prob>")
+    # by hand: B = 0.73 in both orders, so the verdict flips with the slots and
+    # P(first slot wins) = 0.27 twice: |0.27 + 0.27 - 1| = 0.46
+    assert "swap consistency 0.000, symmetry deviation 0.460" in out
     for task in tasks.split(","):
         (samples,) = (tmp_path / "run").glob(f"**/samples_{task}_2*.jsonl")
         for row in map(json.loads, samples.open()):

@@ -92,3 +92,33 @@ def test_api_judge_on_a_real_server_matches_the_local_model(
     print(f"max token-probability gap {worst_token:.4f}, max q gap {worst_q:.4f}")
     assert worst_token < TOKEN_PROB_TOLERANCE
     assert worst_q < Q_TOLERANCE
+
+
+def test_verbalized_generation_on_a_real_server_matches_local_greedy(
+    tmp_path: Path, data_dir: Path, local_model
+) -> None:
+    """openai-judge generate_until against llama.cpp: the reply equals transformers' greedy
+    continuation of the same chat prompt (cut at the task's stop sequences)."""
+    tok, model = local_model
+    task = "distjudge_mtbench_verbalized"
+    with embedded_llama_server() as base_url:
+        cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--model", "openai-judge"]
+        cmd += ["--model_args", f"model=smollm2,base_url={base_url}"]
+        cmd += ["--tasks", task, "--limit", "2", "--output_path", str(tmp_path)]
+        cmd += ["--data_dir", str(data_dir)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (path,) = tmp_path.glob(f"**/samples_{task}_2*.jsonl")
+    for row in map(json.loads, path.open()):
+        prompt = row["arguments"]["gen_args_0"]["arg_0"]
+        chat = [{"role": "user", "content": prompt}]
+        ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")
+        ids = ids if isinstance(ids, torch.Tensor) else ids["input_ids"]
+        with torch.no_grad():
+            out = model.generate(ids, max_new_tokens=8, do_sample=False)
+        local = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        for stop in ("</prob>", "\n"):
+            local = local.split(stop, 1)[0]
+        print(f"api {row['resps'][0][0]!r} local {local!r}")
+        assert row["resps"][0][0] == local
+        assert row["parse_fail"] in (0.0, 1.0)
