@@ -6,10 +6,10 @@
 # Finished adapters and evaluations are kept, so a rerun resumes where it stopped.
 set -euo pipefail
 OUT=results/mtbench_pairwise
-EVAL_LIMIT=${EVAL_LIMIT:-60}
-SFT_ITEMS=${SFT_ITEMS:-40}
-GRPO_ITEMS=${GRPO_ITEMS:-8}
-GRPO_STEPS=${GRPO_STEPS:-4}
+EVAL_LIMIT=${EVAL_LIMIT:-50}
+SFT_ITEMS=${SFT_ITEMS:-32}
+GRPO_ITEMS=${GRPO_ITEMS:-6}
+GRPO_STEPS=${GRPO_STEPS:-3}
 MAX_PROMPT=${MAX_PROMPT:-450}
 TASKS=distjudge_mtbench_verbalized_both_orders
 mkdir -p "$OUT/logs"
