@@ -175,3 +175,52 @@ def _embedded_args(extra: str) -> str:
     from distjudge_eval.embedded import embedded_model_args
 
     return f"{embedded_model_args()},{extra}"
+
+
+VERBAL_TASKS = [
+    "distjudge_mtbench_verbalized",
+    "distjudge_mtbench_verbalized_swapped",
+    "distjudge_snli_verbalized",
+]
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["plain", "chat"])
+def test_verbalized_tasks_with_stock_hf_match_transformers_greedy(
+    tmp_path: Path, data_with_mnli: Path, direct_model, chat: bool
+) -> None:
+    """Stock `hf` generation on the verbalized tasks: each reply equals transformers' greedy
+    continuation of the logged prompt (cut at the task's stops) and is scored as parsed."""
+    import torch
+
+    from distjudge_eval.labels import NLI
+    from distjudge_eval.verbalized import verbal_q
+
+    tok, model = direct_model
+    cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--tasks", ",".join(VERBAL_TASKS)]
+    cmd += ["--limit", "2", "--output_path", str(tmp_path), "--data_dir", str(data_with_mnli)]
+    cmd += ["--apply_chat_template"] if chat else []
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "position bias: distjudge_mtbench_verbalized: 2 items in both orders" in proc.stdout
+    for task in VERBAL_TASKS:
+        (path,) = tmp_path.glob(f"**/samples_{task}_2*.jsonl")
+        for row in map(json.loads, path.open()):
+            args = row["arguments"]["gen_args_0"]
+            prompt, gen_kwargs = args["arg_0"], args["arg_1"]
+            if chat:
+                assert prompt.rstrip().endswith("<prob>") or task.startswith("distjudge_snli")
+                assert "<|im_start|>assistant" in prompt
+            ids = torch.tensor([tok(prompt, add_special_tokens=False).input_ids])
+            with torch.no_grad():
+                out = model.generate(
+                    ids, max_new_tokens=gen_kwargs["max_gen_toks"], do_sample=False
+                )
+            local = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+            for stop in gen_kwargs["until"]:
+                local = local.split(stop, 1)[0]
+            reply = row["resps"][0][0]
+            assert reply == local, (task, reply, local)
+            label_set = NLI if task.startswith("distjudge_snli") else None
+            q, parsed = verbal_q(reply, label_set)
+            assert row["ece"]["q"] == pytest.approx(q)
+            assert row["parse_fail"] == (0.0 if parsed else 1.0)
