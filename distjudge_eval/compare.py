@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import io
 import json
 from dataclasses import dataclass, field
@@ -33,15 +34,17 @@ class Run:
     samples: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
 
 
-def load_run(folder: Path, name: str | None = None, pattern: str = "**/samples_*.jsonl") -> Run:
-    files = sorted(folder.glob(pattern))
+def load_run(folder: Path, name: str | None = None, pattern: str = "**/samples_*.jsonl*") -> Run:
+    """Per-sample rows of every task in an lm-eval output folder (``.jsonl`` or ``.jsonl.gz``)."""
+    files = sorted(p for p in folder.glob(pattern) if p.name.endswith((".jsonl", ".jsonl.gz")))
     if not files:
         raise FileNotFoundError(f"{folder}: no samples_*.jsonl (run lm-eval with --log_samples)")
     run = Run(name or folder.name)
     for path in files:
         task = path.name[len("samples_") :].rsplit("_", 1)[0]
         rows = {}
-        with path.open() as fh:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as fh:
             for line in fh:
                 row = json.loads(line)
                 if "kl" in row:

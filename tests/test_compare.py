@@ -90,3 +90,17 @@ def test_cli_writes_markdown_csv_and_plots(two_runs, tmp_path: Path) -> None:
 def test_a_folder_without_samples_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="log_samples"):
         C.load_run(tmp_path)
+
+
+def test_gzipped_samples_read_the_same(two_runs, tmp_path: Path) -> None:
+    import gzip
+    import shutil
+
+    raw, _, _ = two_runs
+    zipped = tmp_path / "zipped"
+    shutil.copytree(raw, zipped)
+    for path in zipped.glob("**/samples_*.jsonl"):
+        with path.open("rb") as src, gzip.open(f"{path}.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        path.unlink()
+    assert C.load_run(zipped).samples == C.load_run(raw).samples
