@@ -6,10 +6,10 @@
 # Finished adapters and evaluations are kept, so a rerun resumes where it stopped.
 set -euo pipefail
 OUT=results/mtbench_pairwise
-EVAL_LIMIT=${EVAL_LIMIT:-50}
-SFT_ITEMS=${SFT_ITEMS:-32}
+EVAL_LIMIT=${EVAL_LIMIT:-40}
+SFT_ITEMS=${SFT_ITEMS:-24}
 GRPO_ITEMS=${GRPO_ITEMS:-6}
-GRPO_STEPS=${GRPO_STEPS:-3}
+GRPO_STEPS=${GRPO_STEPS:-2}
 MAX_PROMPT=${MAX_PROMPT:-450}
 TASKS=distjudge_mtbench_verbalized_both_orders
 mkdir -p "$OUT/logs"
@@ -36,5 +36,7 @@ for name in raw sft grpo; do
       2>&1 | tail -40 > "$OUT/logs/eval_$name.log"
   fi
 done
+# per-sample files hold whole prompts: keep them gzipped (distjudge compare reads .jsonl.gz)
+find "$OUT/eval" -name "samples_*.jsonl" -exec gzip -9f {} \;
 distjudge compare "$OUT/eval/raw" "$OUT/eval/sft" "$OUT/eval/grpo" --names raw sft grpo \
   --out "$OUT/compare"
