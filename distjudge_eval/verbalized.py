@@ -95,6 +95,20 @@ def score(doc: Mapping[str, Any], text: str, label_set: LabelSet | None) -> dict
     return out
 
 
+def stop_sequences(gen_kwargs: Mapping[str, Any]) -> list[str]:
+    """A task's ``until`` as a list (lm-eval allows one string or a list)."""
+    until = gen_kwargs.get("until") or []
+    return [until] if isinstance(until, str) else list(until)
+
+
+def cut_at_stops(text: str, until: Sequence[str]) -> str:
+    """The reply up to the first stop sequence, as lm-eval's backends return it."""
+    for stop in until:
+        if stop:
+            text = text.split(stop, 1)[0]
+    return text
+
+
 def reply_text(results: Sequence[Any]) -> str:
     """lm-eval hands generate_until results as a one-element list of strings."""
     if len(results) != 1 or not isinstance(results[0], str):

@@ -32,14 +32,20 @@ TRAINING_DEFAULTS = {
 }
 
 
+def with_defaults(argv: Sequence[str], defaults: dict[str, str]) -> list[str]:
+    """``argv`` plus our defaults for every flag the user did not give."""
+    args = list(argv)
+    given = {a.split("=", 1)[0].lstrip("-") for a in args if a.startswith("--")}
+    for key, value in defaults.items():
+        if key not in given:
+            args += [f"--{key}", value]
+    return args
+
+
 def parse(argv: Sequence[str]) -> tuple[DistJudgeConfig, Any]:
     from transformers import HfArgumentParser, TrainingArguments
 
-    args = list(argv)
-    given = {a.split("=", 1)[0].lstrip("-") for a in args if a.startswith("--")}
-    for key, value in TRAINING_DEFAULTS.items():
-        if key not in given:
-            args += [f"--{key}", value]
+    args = with_defaults(argv, TRAINING_DEFAULTS)
     parser = HfArgumentParser((DistJudgeConfig, TrainingArguments))
     config, training_args = parser.parse_args_into_dataclasses(args)
     return config, training_args

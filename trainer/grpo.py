@@ -8,13 +8,12 @@ in both slot orders with the vote flipped for the swapped one (``--swap_augment`
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from trainer.config import VerbalizedConfig
-from trainer.sft import prepare, with_defaults
+from trainer.sft import prepare, run_cli
 
 logger = logging.getLogger("distjudge")
 
@@ -36,6 +35,7 @@ def train_grpo(config: VerbalizedConfig, grpo_args: Any) -> Path:
     from datasets import Dataset
     from trl import GRPOTrainer
 
+    from distjudge_eval.verbalized import stop_sequences
     from trainer.cli import save_run
     from trainer.rewards import make_reward_fn
     from trainer.verbal_data import build_prompts, sparse_dataset
@@ -48,8 +48,7 @@ def train_grpo(config: VerbalizedConfig, grpo_args: Any) -> Path:
     rows, dropped = sparse_dataset(prompts, config.label_seed, config.ties)
     if not rows:
         raise ValueError("no GRPO prompts left (every drawn vote was a tie?)")
-    until = gen_kwargs.get("until") or []
-    until = [until] if isinstance(until, str) else list(until)
+    until = stop_sequences(gen_kwargs)
     logger.info("GRPO on %d prompts (%d tie votes dropped), reward %s, stops %s", len(rows),
                 dropped, config.reward, until)  # fmt: skip
     trainer = GRPOTrainer(
@@ -64,18 +63,9 @@ def train_grpo(config: VerbalizedConfig, grpo_args: Any) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from transformers import HfArgumentParser
     from trl import GRPOConfig
 
-    from trainer.cli import eval_hint
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = with_defaults(sys.argv[1:] if argv is None else argv, GRPO_DEFAULTS)
-    parser = HfArgumentParser((VerbalizedConfig, GRPOConfig))
-    config, grpo_args = parser.parse_args_into_dataclasses(args)
-    out = train_grpo(config, grpo_args)
-    print(eval_hint(config, out, f"{config.task},{config.task}_swapped"))
-    return 0
+    return run_cli(argv, GRPO_DEFAULTS, GRPOConfig, train_grpo)
 
 
 if __name__ == "__main__":

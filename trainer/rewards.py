@@ -15,14 +15,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from distjudge_eval.verbalized import parse_probability
-
-
-def cut_at_stops(text: str, until: Sequence[str]) -> str:
-    for stop in until:
-        if stop:
-            text = text.split(stop, 1)[0]
-    return text
+from distjudge_eval.verbalized import cut_at_stops, parse_probability
 
 
 def brier_reward(x: float | None, y: float) -> float:

@@ -30,15 +30,6 @@ SFT_DEFAULTS = {
 }
 
 
-def with_defaults(argv: Sequence[str], defaults: dict[str, str]) -> list[str]:
-    args = list(argv)
-    given = {a.split("=", 1)[0].lstrip("-") for a in args if a.startswith("--")}
-    for key, value in defaults.items():
-        if key not in given:
-            args += [f"--{key}", value]
-    return args
-
-
 def prepare(config: VerbalizedConfig) -> tuple[Any, Any]:
     from distjudge_eval.settings import DATA_DIR_ENV
     from trainer.cli import load_model_and_tokenizer
@@ -79,20 +70,28 @@ def train_sft(config: VerbalizedConfig, sft_args: Any) -> Path:
     return save_run(trainer, tokenizer, config, sft_args)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run_cli(
+    argv: Sequence[str] | None, defaults: dict[str, str], trl_config: type, train_fn: Any
+) -> int:
+    """Parse VerbalizedConfig + a TRL config, train, print the eval command (SFT and GRPO)."""
     from transformers import HfArgumentParser
-    from trl import SFTConfig
 
-    from trainer.cli import eval_hint
+    from trainer.cli import eval_hint, with_defaults
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = with_defaults(sys.argv[1:] if argv is None else argv, SFT_DEFAULTS)
-    config, sft_args = HfArgumentParser((VerbalizedConfig, SFTConfig)).parse_args_into_dataclasses(
+    args = with_defaults(sys.argv[1:] if argv is None else argv, defaults)
+    config, trl_args = HfArgumentParser((VerbalizedConfig, trl_config)).parse_args_into_dataclasses(
         args
     )
-    out = train_sft(config, sft_args)
+    out = train_fn(config, trl_args)
     print(eval_hint(config, out, f"{config.task},{config.task}_swapped"))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from trl import SFTConfig
+
+    return run_cli(argv, SFT_DEFAULTS, SFTConfig, train_sft)
 
 
 if __name__ == "__main__":

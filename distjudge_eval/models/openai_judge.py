@@ -47,6 +47,7 @@ from tenacity import (
 from tqdm import tqdm
 
 from distjudge_eval.labels import declared_synonyms
+from distjudge_eval.verbalized import cut_at_stops, stop_sequences
 
 logger = logging.getLogger("distjudge")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -247,8 +248,7 @@ class OpenAIJudgeLM(LM):
         return label_logprobs(top, LabelMatcher.for_labels(labels))
 
     def generate_item(self, context: str, gen_kwargs: dict[str, Any], where: str) -> str:
-        until = gen_kwargs.get("until") or []
-        until = [until] if isinstance(until, str) else list(until)
+        until = stop_sequences(gen_kwargs)
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": "user", "content": context}],
@@ -262,11 +262,8 @@ class OpenAIJudgeLM(LM):
             text = data["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
             raise APIJudgeError(f"{where}: the response has no message content") from None
-        text = text or ""
-        for stop in until:  # servers may ignore `stop`, or take only four of them
-            if stop:
-                text = text.split(stop, 1)[0]
-        return text
+        # servers may ignore `stop`, or take only four of them
+        return cut_at_stops(text or "", until)
 
     def _chat(self, body: dict[str, Any], where: str) -> dict[str, Any]:
         """One chat completion with retries; counts token usage."""
