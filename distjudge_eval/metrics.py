@@ -7,6 +7,7 @@ distjudge task uses; the aggregations are referenced from the task YAML.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,46 @@ from distjudge_eval.distributions import DELTAS, perturb, plurality_target
 Q_FLOOR = 1e-12
 LOG_Q_FLOOR = float(np.log(Q_FLOOR))
 ECE_BINS = 15
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One per-item metric: its name in results, whether higher is better, how it aggregates.
+
+    ``readouts`` says which task kinds report it (``logprob``: q from label log-likelihoods;
+    ``verbalized``: q written by the judge). Adding a metric is one entry here plus its value in
+    :func:`item_metrics`; task configs, summaries, compare and sweep read this registry.
+    """
+
+    name: str
+    higher_is_better: bool
+    aggregation: str = "mean"
+    readouts: tuple[str, ...] = ("logprob", "verbalized")
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("kl", False),
+    Metric("acc", True),
+    *(Metric(f"kl_delta_{d:.2f}", False) for d in DELTAS),
+    Metric("js", False),
+    Metric("brier", False),
+    Metric("entropy_gap", False),
+    Metric("label_mass", True, readouts=("logprob",)),
+    Metric("parse_fail", False, readouts=("verbalized",)),
+    Metric("ece", False, aggregation="ece"),
+)
+METRIC_BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+
+
+def metric_list(readout: str) -> list[dict[str, Any]]:
+    """lm-eval ``metric_list`` entries for a task of this readout kind, from :data:`METRICS`."""
+    out = []
+    for m in METRICS:
+        if readout not in m.readouts:
+            continue
+        agg: Any = expected_calibration_error if m.aggregation == "ece" else m.aggregation
+        out.append({"metric": m.name, "aggregation": agg, "higher_is_better": m.higher_is_better})
+    return out
 
 
 def log_softmax(scores: Sequence[float]) -> np.ndarray:

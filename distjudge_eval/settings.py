@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from distjudge_eval.errors import UserError
+
 DATA_DIR_ENV = "DISTJUDGE_DATA_DIR"
 STRICT_ENV = "DISTJUDGE_STRICT"
 DEFAULT_DATA_DIR = Path("~/.cache/distjudge/data").expanduser()
 
 
-class DataDirError(FileNotFoundError):
+class DataDirError(UserError, FileNotFoundError):
     """The data dir (or a file in it) is missing: say where we looked and how to fix it."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from distjudge_eval.distributions import votes_to_p
+from distjudge_eval.errors import UserError
 
 logger = logging.getLogger("distjudge")
 
@@ -45,7 +46,7 @@ def make_item(item_id: str, split_key: str, votes: Sequence[int], **fields: Any)
     }
 
 
-class MalformedDataError(ValueError):
+class MalformedDataError(UserError, ValueError):
     """Raised in strict mode at the first malformed row."""
 
 
