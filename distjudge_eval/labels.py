@@ -50,9 +50,26 @@ PAIRWISE = LabelSet(
 LABEL_SETS: dict[str, LabelSet] = {ls.name: ls for ls in (NLI, LIKERT_5, PAIRWISE)}
 
 
+def register_label_set(label_set: LabelSet) -> None:
+    """Make a task's declared synonyms known to the readouts (built when the task is built).
+
+    A task YAML declares its labels and synonyms; backends only see label strings, so they find
+    the synonyms here by label set. Built-in sets keep the synonyms they declare above.
+    """
+    known = LABEL_SETS.get(label_set.name)
+    if known is not None and known.labels == label_set.labels and not label_set.synonyms:
+        return
+    LABEL_SETS[label_set.name] = label_set
+
+
 def declared_synonyms(labels: list[str] | tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    """Synonyms from the label set that declares all of ``labels`` (none if no set does)."""
-    for label_set in LABEL_SETS.values():
-        if set(labels) <= set(label_set.labels):
-            return dict(label_set.synonyms)
-    return {}
+    """Synonyms of ``labels`` declared by every label set that has exactly these labels (or, if
+    none has, by a set that contains them all), merged."""
+    wanted = {label.strip() for label in labels}
+    exact = [ls for ls in LABEL_SETS.values() if set(ls.labels) == wanted]
+    chosen = exact or [ls for ls in LABEL_SETS.values() if wanted <= set(ls.labels)][:1]
+    merged: dict[str, tuple[str, ...]] = {}
+    for label_set in chosen:
+        for label, syns in label_set.synonyms.items():
+            merged[label] = tuple(dict.fromkeys((*merged.get(label, ()), *syns)))
+    return merged

@@ -9,13 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from distjudge_eval.data.catalog import find_task, load_task_items
 from distjudge_eval.data.items import MalformedDataError, SkipLog, split_of
+from distjudge_eval.data.load import load_with_skips, task_dataset
 from distjudge_eval.data.mtbench import load_mtbench
-from distjudge_eval.data.nli import load_nli
-from distjudge_eval.data.registry import load_items, load_task_dataset
 from distjudge_eval.data.summeval import DIMENSIONS
+from distjudge_eval.errors import UserError
 from distjudge_eval.labels import LIKERT_5, NLI
 from distjudge_eval.settings import DataDirError
+
+
+def load_items(bench: str, data_dir, dimension: str = "", **overrides) -> list[dict]:
+    """Items of a built-in task, read from its YAML the way the harness reads them."""
+    name = f"distjudge_{bench}" + (f"_{dimension}" if dimension else "")
+    return load_task_items(name, data_dir=data_dir, **overrides)
 
 
 def test_snli_counts_match_source(data_dir: Path) -> None:
@@ -98,19 +105,18 @@ def test_split_is_deterministic_grouped_and_near_80_20(data_dir: Path) -> None:
 
 
 def test_task_dataset_has_train_and_test_and_ignores_lm_eval_metadata(data_dir: Path) -> None:
-    ds = load_task_dataset("mtbench", data_dir=str(data_dir), version=1.0, pretrained="x")
+    spec = find_task("distjudge_mtbench").spec
+    ds = task_dataset(spec, data_dir=str(data_dir), version=1.0, pretrained="x")
     assert set(ds) == {"train", "test"}
     assert len(ds["train"]) + len(ds["test"]) == 910
     assert set(ds["test"]["split"]) == {"test"}
 
 
 def write_jsonl(path: Path, rows: list, gz: bool = False) -> Path:
-    text = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n"
-    if gz:
-        with gzip.open(path, "wt") as fh:
-            fh.write(text)
-    else:
-        path.write_text(text)
+    lines = [r if isinstance(r, bytes) else (r if isinstance(r, str) else json.dumps(r)).encode()
+             for r in rows]
+    data = b"\n".join(lines) + b"\n"
+    path.write_bytes(gzip.compress(data) if gz else data)
     return path
 
 
@@ -118,7 +124,7 @@ def nli_row(i: int, labels: list, **extra) -> dict:
     return {
         "annotator_labels": labels,
         "gold_label": "-",
-        "pairID": f"p{i}",
+        "pairID": f"p{i}",  # not promptID + e/n/c: the split key stays the pairID
         "promptID": f"g{i // 2}",
         "sentence1": "A man sleeps.",
         "sentence2": "A person rests.",
@@ -134,21 +140,25 @@ def test_mnli_shaped_rows_load_and_malformed_rows_are_counted(tmp_path: Path) ->
         nli_row(2, ["entailment", "maybe"]),
         nli_row(3, []),
         [1, 2, 3],
+        b"\xff\xfe not utf-8",
     ]
-    path = write_jsonl(tmp_path / "multinli_1.0_dev_matched.jsonl.gz", rows, gz=True)
-    skips = SkipLog("mnli")
-    items = load_nli(path, skips)
+    (tmp_path / "mnli").mkdir()
+    write_jsonl(tmp_path / "mnli/multinli_1.0_dev_matched.jsonl.gz", rows, gz=True)
+    spec = find_task("distjudge_mnli").spec
+    items, skips = load_with_skips(spec, data_dir=tmp_path, strict=False)
     assert [it["id"] for it in items] == ["p0", "p1"]
-    assert items[0]["p"] == [0.4, 0.4, 0.2] and items[0]["split_key"] == "g0"
+    assert items[0]["p"] == [0.4, 0.4, 0.2] and items[0]["split_key"] == "p0"
     assert skips.counts == {
         "bad JSON": 1,
-        "unknown label": 1,
-        "no annotator votes": 1,
+        "label outside the label set": 1,
+        "no votes": 1,
         "not a JSON object": 1,
+        "not UTF-8 text": 1,
     }
-    assert "skipped 4 rows" in skips.summary()
+    assert "skipped 5 rows" in skips.summary()
+    assert skips.examples["not UTF-8 text"] == "multinli_1.0_dev_matched.jsonl.gz:7 byte 0"
     with pytest.raises(MalformedDataError, match="bad JSON"):
-        load_nli(path, SkipLog("mnli", strict=True))
+        load_with_skips(spec, data_dir=tmp_path, strict=True)
 
 
 def test_mtbench_malformed_votes_are_counted(tmp_path: Path, data_dir: Path) -> None:
@@ -182,9 +192,19 @@ def test_mtbench_malformed_votes_are_counted(tmp_path: Path, data_dir: Path) -> 
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(DataDirError, match="DISTJUDGE_DATA_DIR"):
+    with pytest.raises(DataDirError, match="from the data_dir setting.*--data_dir"):
         load_items("snli", data_dir=tmp_path / "nope")
-    with pytest.raises(DataDirError, match="distjudge data fetch"):
+    with pytest.raises(DataDirError, match="distjudge data fetch --datasets mnli"):
         load_items("mnli", data_dir=tmp_path)
-    with pytest.raises(ValueError, match="unknown benchmark"):
+    with pytest.raises(UserError, match="no distjudge task named 'distjudge_squad'"):
         load_items("squad", data_dir=tmp_path)
+
+
+def test_duplicate_ids_are_one_item(tmp_path: Path, data_dir: Path) -> None:
+    src = data_dir / "snli/snli_1.0_dev.jsonl.gz"
+    lines = gzip.decompress(src.read_bytes()).splitlines(keepends=True)
+    (tmp_path / "snli").mkdir()
+    (tmp_path / "snli/snli_1.0_dev.jsonl").write_bytes(b"".join(lines + lines[:100]))
+    items, skips = load_with_skips(find_task("distjudge_snli").spec, data_dir=tmp_path)
+    assert len(items) == 10_000 and skips.counts == {"duplicate id": 100}
+    assert len({it["id"] for it in items}) == 10_000

@@ -19,6 +19,8 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+from distjudge_eval.errors import UserError
+
 from distjudge_eval.data.fetch import (
     SOURCES,
     ChecksumError,
@@ -29,7 +31,7 @@ from distjudge_eval.data.fetch import (
     fetch,
 )
 
-PINNED = ("snli", "summeval", "mt_bench")
+PINNED = ("snli", "summeval", "mt_bench", "chaosnli")
 MNLI_KEY = "mnli/multinli_1.0.zip"
 MATCHED = "multinli_1.0/multinli_1.0_dev_matched.jsonl"
 MISMATCHED = "multinli_1.0/multinli_1.0_dev_mismatched.jsonl"
@@ -130,8 +132,8 @@ def _saved(root: Path) -> set[str]:
 
 
 def test_sources_cover_the_real_layout(data_dir: Path) -> None:
-    assert list(SOURCES) == ["snli", "summeval", "mt_bench", "mnli"]
-    assert [len(SOURCES[k]) for k in SOURCES] == [1, 12, 10, 2]
+    assert list(SOURCES) == ["snli", "summeval", "mt_bench", "mnli", "chaosnli"]
+    assert [len(SOURCES[k]) for k in SOURCES] == [1, 12, 10, 2, 3]
     dests = [rf.dest for files in SOURCES.values() for rf in files]
     assert len(dests) == len(set(dests))
     for name, files in SOURCES.items():
@@ -146,7 +148,7 @@ def test_sources_cover_the_real_layout(data_dir: Path) -> None:
             assert (parts.scheme, parts.netloc) == ("https", "raw.githubusercontent.com")
             commit = parts.path.split("/")[3]
             assert len(commit) == 40
-            assert int(commit, 16) >= 0
+            assert set(commit) <= set("0123456789abcdef"), commit
             width = {"git_blob_sha1": 40, "md5": 32}[rf.checksum_kind]
             assert rf.checksum is not None
             assert len(rf.checksum) == width
@@ -231,7 +233,7 @@ def test_flipped_byte_raises_and_keeps_finished_files(
 
 
 def test_unknown_dataset_lists_valid_names(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"'nope'.*valid: snli, summeval, mt_bench, mnli"):
+    with pytest.raises(UserError, match=r"'nope'.*valid: snli, summeval, mt_bench, mnli, chaosnli"):
         fetch(tmp_path, ["snli", "nope"])
     assert list(tmp_path.iterdir()) == []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -10,7 +12,9 @@ import pytest
 from scipy.stats import entropy
 
 from distjudge_eval import compare as C
-from distjudge_eval.data.registry import load_task_dataset
+from distjudge_eval.data.catalog import find_task
+from distjudge_eval.data.load import task_dataset
+from distjudge_eval.errors import UserError
 from distjudge_eval.labels import NLI
 from distjudge_eval.metrics import item_metrics, plurality_accuracy
 from distjudge_eval.pairwise import binary_target, prob_first_wins, swap_distribution, swap_item
@@ -113,14 +117,16 @@ def test_swap_helpers() -> None:
 
 
 def test_swapped_task_data_is_the_same_items_flipped(data_dir: Path) -> None:
-    canon = load_task_dataset("mtbench", data_dir=str(data_dir))["test"]
-    flipped = load_task_dataset("mtbench", data_dir=str(data_dir), order="swapped")["test"]
+    canon = task_dataset(find_task("distjudge_mtbench").spec, data_dir=str(data_dir))["test"]
+    swapped = find_task("distjudge_mtbench_swapped").spec
+    flipped = task_dataset(swapped, data_dir=str(data_dir))["test"]
     assert len(canon) == len(flipped) == 138
     for a, b in zip(canon, flipped, strict=True):
         assert a["id"] == b["id"] and a["answer_a"] == b["answer_b"]
         assert b["p"] == pytest.approx([a["p"][1], a["p"][0], a["p"][2]])
-    with pytest.raises(ValueError, match="not pairwise"):
-        load_task_dataset("snli", data_dir=str(data_dir), order="swapped")
+    snli = dataclasses.replace(find_task("distjudge_snli").spec, order="swapped")
+    with pytest.raises(UserError, match="order swapped needs a pairwise label set"):
+        task_dataset(snli, data_dir=str(data_dir))
 
 
 def _rows(qs: list[list[float]], ps: list[list[float]]) -> dict[int, dict]:

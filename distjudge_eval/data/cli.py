@@ -1,54 +1,110 @@
-"""``distjudge data fetch | info``: download the original files, or summarise what each task reads."""
+"""``distjudge data fetch | info``: download the original files, or count what each task reads.
+
+Both spell datasets by their folder in the data dir (snli, summeval, mt_bench, mnli, chaosnli).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from distjudge_eval.settings import DATA_DIR_ENV, DEFAULT_DATA_DIR
+from distjudge_eval.errors import UserError
+from distjudge_eval.settings import DEFAULT_DATA_DIR, resolve_data_dir
 
 
 def main(args: Sequence[str]) -> int:
+    from distjudge_eval.data.fetch import SOURCES
+
     parser = argparse.ArgumentParser(prog="distjudge data")
     sub = parser.add_subparsers(dest="action", required=True)
     fetch_p = sub.add_parser("fetch", help="download the original files and verify checksums")
-    default_dir = os.environ.get(DATA_DIR_ENV) or str(DEFAULT_DATA_DIR)
-    fetch_p.add_argument("--data_dir", default=default_dir)
-    fetch_p.add_argument("--datasets", nargs="*", default=None, help="snli summeval mt_bench mnli")
+    fetch_p.add_argument("--data_dir", default=None, help=f"default: {DEFAULT_DATA_DIR}")
+    fetch_p.add_argument("--datasets", nargs="*", default=None, help=" ".join(SOURCES))
     fetch_p.add_argument("--force", action="store_true")
     info_p = sub.add_parser("info", help="items per split and skipped rows for each task")
+    info_p.add_argument("tasks", nargs="*", help="task names or patterns (default: all)")
     info_p.add_argument("--data_dir", default=None)
+    info_p.add_argument("--include_path", action="append", default=[], help="your task folder")
+    info_p.add_argument("--datasets", nargs="*", default=None, help="only these data folders")
     info_p.add_argument("--strict", action="store_true")
     ns = parser.parse_args(list(args))
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if ns.action == "fetch":
         from distjudge_eval.data.fetch import fetch
 
-        report = fetch(Path(ns.data_dir).expanduser(), ns.datasets, force=ns.force)
-        print(report.summary())
+        dest = Path(ns.data_dir).expanduser() if ns.data_dir else _default_fetch_dir()
+        print(fetch(dest, ns.datasets, force=ns.force).summary())
         return 0
-    return _data_info(ns.data_dir, ns.strict)
+    return info(ns.tasks, ns.data_dir, ns.include_path, ns.datasets, ns.strict)
 
 
-def _data_info(data_dir: str | None, strict: bool) -> int:
-    from distjudge_eval.data.registry import load_items
-    from distjudge_eval.data.summeval import DIMENSIONS
-    from distjudge_eval.settings import DataDirError
+def _default_fetch_dir() -> Path:
+    import os
 
-    jobs = [("snli", {}), ("mnli", {}), ("mtbench", {})]
-    jobs += [("summeval", {"dimension": d}) for d in DIMENSIONS]
-    print("| benchmark | items | train | test |\n|---|---:|---:|---:|")
-    for bench, opts in jobs:
+    from distjudge_eval.settings import DATA_DIR_ENV
+
+    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
+
+
+def info(
+    patterns: Sequence[str],
+    data_dir: str | None,
+    include_paths: Sequence[str],
+    datasets: Sequence[str] | None,
+    strict: bool,
+) -> int:
+    """One row per task: items, train, test, skipped rows. Exit 1 if any task cannot load."""
+    import fnmatch
+
+    from distjudge_eval.data.catalog import find_tasks
+    from distjudge_eval.data.load import load_with_skips
+    from distjudge_eval.paths import tasks_dir
+
+    resolve_data_dir(data_dir)  # a missing data dir is one error, not a row per task
+    for folder in include_paths:
+        if not Path(folder).exists():
+            raise UserError(f"--include_path {folder}: no such file or folder")
+    entries = find_tasks([tasks_dir(), *include_paths])
+    if patterns:
+        entries = [e for e in entries if any(fnmatch.fnmatch(e.name, p) for p in patterns)]
+        if not entries:
+            raise UserError(f"no distjudge task matches {' '.join(patterns)}")
+    if datasets:
+        entries = [e for e in entries if _dataset_of(e.spec.data_files[-1]) in datasets]
+    print("| task | data | items | train | test | skipped rows |\n|---|---|---:|---:|---:|---|")
+    failed = 0
+    for entry in entries:
+        source = str(entry.yaml_path)
         try:
-            items = load_items(bench, data_dir=data_dir, strict=strict, **opts)
-        except DataDirError as exc:
-            print(f"| {bench} | missing: {exc} | | |")
+            items, skips = load_with_skips(entry.spec, data_dir, strict, config_source=source)
+        except UserError as exc:
+            failed += 1
+            print(f"| {entry.name} | {_dataset_of(entry.spec.data_files[0])} | missing or bad: "
+                  f"{exc} | | | |")
             continue
         n_train = sum(it["split"] == "train" for it in items)
-        label = bench + "".join(f" {v}" for v in opts.values())
-        print(f"| {label} | {len(items)} | {n_train} | {len(items) - n_train} |")
-    return 0
+        skipped = "; ".join(f"{n} {why}" for why, n in skips.counts.items()) or "0"
+        used = _dataset_of(_used_file(entry, data_dir))
+        print(
+            f"| {entry.name} | {used} | {len(items)} | {n_train} | {len(items) - n_train} "
+            f"| {skipped} |"
+        )
+    return 1 if failed else 0
+
+
+def _used_file(entry, data_dir: str | None) -> str:
+    from distjudge_eval.data.load import resolve_data_file
+
+    path = resolve_data_file(entry.spec, data_dir, str(entry.yaml_path))
+    try:
+        return path.relative_to(resolve_data_dir(data_dir)).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _dataset_of(path: str) -> str:
+    """The data-dir folder a file belongs to: the name ``data fetch --datasets`` uses."""
+    return Path(path).parts[0] if not Path(path).is_absolute() else path

@@ -33,6 +33,8 @@ from typing import Literal
 
 from tqdm import tqdm
 
+from distjudge_eval.errors import UserError
+
 __all__ = [
     "SOURCES",
     "ChecksumError",
@@ -284,7 +286,29 @@ def _build_sources() -> dict[str, list[RemoteFile]]:
         for split in ("dev_matched", "dev_mismatched")
     ]
 
-    return {"snli": snli, "summeval": summeval, "mt_bench": mt_bench, "mnli": mnli}
+    chaos = ("jsbaan/calibration-on-disagreement-data", "990e81cacadac5d0268160d1c02bad19d4ddb9a3")
+    chaosnli = [
+        RemoteFile(
+            "chaosnli",
+            f"chaosnli/{name}",
+            _raw(*chaos, f"data/chaosNLI_v1.0/{name}"),
+            "git_blob_sha1",
+            blob,
+        )
+        for name, blob in (
+            ("chaosNLI_snli.jsonl", "aea16e8f1e868493da3913e3d84c0ba0373bab33"),
+            ("chaosNLI_mnli_m.jsonl", "acf6a5a539ee6d1802c3a45e7c2399ab3320e62c"),
+            ("README.txt", "20b5baeabfae09cc49fd11c23920548bf92178e2"),
+        )
+    ]
+
+    return {
+        "snli": snli,
+        "summeval": summeval,
+        "mt_bench": mt_bench,
+        "mnli": mnli,
+        "chaosnli": chaosnli,
+    }
 
 
 SOURCES: dict[str, list[RemoteFile]] = _build_sources()
@@ -426,7 +450,7 @@ def _resolve(datasets: Sequence[str] | None) -> list[str]:
         datasets = [datasets]
     unknown = [d for d in datasets if d not in SOURCES]
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"unknown dataset(s) {', '.join(map(repr, unknown))}; valid: {', '.join(SOURCES)}"
         )
     return list(dict.fromkeys(datasets))

@@ -32,14 +32,26 @@ def split_of(split_key: str, seed: int = SPLIT_SEED, train_fraction: float = TRA
     return "train" if u < train_fraction else "test"
 
 
-def make_item(item_id: str, split_key: str, votes: Sequence[int], **fields: Any) -> dict[str, Any]:
+def make_item(
+    item_id: str,
+    split_key: str,
+    votes: Sequence[int | float],
+    *,
+    split: str | None = None,
+    split_seed: int = SPLIT_SEED,
+    train_fraction: float = TRAIN_FRACTION,
+    **fields: Any,
+) -> dict[str, Any]:
+    """An item; ``split`` is hashed from ``split_key`` unless the data already names it."""
     p = votes_to_p(votes)
+    whole = all(float(v).is_integer() for v in votes)
+    counts = [int(v) if whole else float(v) for v in votes]
     return {
         "id": item_id,
         "split_key": split_key,
-        "split": split_of(split_key),
-        "votes": [int(v) for v in votes],
-        "n_votes": int(sum(votes)),
+        "split": split or split_of(split_key, split_seed, train_fraction),
+        "votes": counts,
+        "n_votes": sum(counts),
         "p": p.tolist(),
         "target": int(np.argmax(p)),
         **fields,

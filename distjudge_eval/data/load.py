@@ -1,0 +1,147 @@
+"""A task's items, from its :class:`DataSpec` and the run's settings (data dir, strict).
+
+``load_items`` is what the trainer, ``data info`` and the task class use; results are cached per
+(spec, data dir, strict), so building a task twice in one process reads its files once.
+Relative data paths are looked up in the data dir, then beside the task's YAML.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+from distjudge_eval.data.items import SkipLog
+from distjudge_eval.data.jsonl import read_rows
+from distjudge_eval.data.rows import build_items
+from distjudge_eval.data.spec import DataSpec
+from distjudge_eval.errors import UserError
+from distjudge_eval.settings import DataDirError, resolve_data_dir, strict_from_env
+
+logger = logging.getLogger("distjudge")
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def resolve_data_file(
+    spec: DataSpec, data_dir: str | Path | None, config_source: str | None
+) -> Path:
+    """The first of ``spec.data_files`` that exists: absolute, in the data dir, or by the YAML."""
+    yaml_dir = Path(config_source).parent if config_source and config_source != "inline" else None
+    root: Path | None = None
+    root_error: DataDirError | None = None
+    if any(not Path(f).expanduser().is_absolute() for f in spec.data_files):
+        try:
+            root = resolve_data_dir(data_dir)
+        except DataDirError as exc:
+            root_error = exc
+    looked: list[str] = []
+    for name in spec.data_files:
+        path = Path(name).expanduser()
+        candidates = [path] if path.is_absolute() else []
+        if not path.is_absolute():
+            candidates += [root / path] if root is not None else []
+            candidates += [yaml_dir / path] if yaml_dir is not None else []
+        for candidate in candidates:
+            if candidate.exists():
+                return candidate
+            looked.append(str(candidate))
+    if root_error is not None and not looked:
+        raise root_error
+    first = Path(spec.data_files[0]).parts[0]
+    hint = f"; {root_error}" if root_error is not None else ""
+    raise DataDirError(
+        f"data file not found: looked for {', '.join(looked) or spec.data_files[0]}{hint}. "
+        f"Point --data_dir at the folder that holds {spec.data_files[0]}, or run "
+        f"`distjudge data fetch --datasets {first}` for a built-in benchmark"
+    )
+
+
+def load_items(
+    spec: DataSpec,
+    data_dir: str | Path | None = None,
+    strict: bool | None = None,
+    config_source: str | None = None,
+) -> list[dict[str, Any]]:
+    """All items of a task (both splits); its skipped rows are reported once per call."""
+    return load_with_skips(spec, data_dir, strict, config_source)[0]
+
+
+def load_with_skips(
+    spec: DataSpec,
+    data_dir: str | Path | None = None,
+    strict: bool | None = None,
+    config_source: str | None = None,
+) -> tuple[list[dict[str, Any]], SkipLog]:
+    """Items and the skip counts per reason (read once per process and setting)."""
+    path = resolve_data_file(spec, data_dir, config_source)
+    strict = strict_from_env() if strict is None else _as_bool(strict)
+    items, skips = _load_cached(spec, str(path), strict, spec.data_files[0])
+    (logger.warning if skips.counts else logger.info)(
+        f"{skips.summary()}; kept {len(items)} items"
+    )
+    return items, skips
+
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(
+    spec: DataSpec, path: str, strict: bool, source: str
+) -> tuple[list[dict[str, Any]], SkipLog]:
+    skips = SkipLog(source=source, strict=strict)
+    items = _read(spec, Path(path), skips)
+    if not items:
+        raise UserError(f"{source}: no usable items in {path} ({skips.summary()})")
+    if spec.order == "swapped":
+        from distjudge_eval.pairwise import swap_item
+
+        if len(spec.labels) not in (2, 3):
+            raise UserError(f"{source}: order swapped needs a pairwise label set (A, B[, tie])")
+        items = [swap_item(it) for it in items]
+    return items, skips
+
+
+def _read(spec: DataSpec, path: Path, skips: SkipLog) -> list[dict[str, Any]]:
+    if spec.reader == "rows":
+        return build_items(read_rows(path, skips), spec, skips)
+    if spec.reader == "summeval":
+        from distjudge_eval.data.summeval import load_summeval
+
+        opts = spec.option_map
+        if "dimension" not in opts:
+            raise UserError("reader summeval needs dataset_kwargs.dimension")
+        return load_summeval(path, opts["dimension"], skips, opts.get("raters", "all"))  # type: ignore[arg-type]
+    from distjudge_eval.data.mtbench import load_mtbench
+
+    return load_mtbench(path, skips)
+
+
+def task_dataset(spec: DataSpec, **settings: Any):
+    """train/test ``datasets.Dataset`` splits of a task, for lm-eval's ``custom_dataset``."""
+    import dataclasses
+
+    import datasets
+
+    from distjudge_eval.data.spec import OPTION_KEYS
+
+    # Reader options may also come from --metadata (e.g. {"raters": "experts"}).
+    options = {**spec.option_map, **{k: str(settings[k]) for k in OPTION_KEYS if k in settings}}
+    spec = dataclasses.replace(spec, options=tuple(sorted(options.items())))
+    items = load_items(
+        spec,
+        data_dir=settings.get("data_dir"),
+        strict=settings.get("strict"),
+        config_source=settings.get("config_source"),
+    )
+    if any(isinstance(v, float) for it in items for v in it["votes"]):
+        items = [{**it, "votes": [float(v) for v in it["votes"]]} for it in items]
+    return datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_list([it for it in items if it["split"] == split])
+            for split in ("train", "test")
+        }
+    )

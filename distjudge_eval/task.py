@@ -1,0 +1,126 @@
+"""``DistributionTask``: an lm-eval task made from one YAML of labels, votes and a prompt.
+
+A task YAML names this class (``class: !function distjudge_eval.task.DistributionTask``), its
+labels (``doc_to_choice``), its prompt (``doc_to_text``) and its data (``dataset_kwargs``, see
+:mod:`distjudge_eval.data.spec`). The class fills in everything else the way every distjudge
+task needs it: the data loader, multiple choice over the labels (or the verbalized readout when
+``output_type: generate_until``), the metric list from the registry in
+:mod:`distjudge_eval.metrics`, and the splits. Keys the YAML sets itself win.
+
+Run settings arrive through lm-eval's ``--metadata``: ``data_dir``, ``strict``, ``temperature``
+(divide label scores by T before the softmax: post-hoc calibration), ``eval_split``
+(``train`` scores the train split, e.g. to fit a temperature).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lm_eval.api.task import ConfigurableTask
+
+from distjudge_eval import metrics
+from distjudge_eval.data.load import load_with_skips, task_dataset
+from distjudge_eval.data.spec import label_text, parse_spec
+from distjudge_eval.errors import UserError
+from distjudge_eval.labels import LabelSet, register_label_set
+
+OUTPUT_TYPES = {"multiple_choice": "logprob", "generate_until": "verbalized"}
+
+
+class DistributionTask(ConfigurableTask):
+    """A ConfigurableTask whose defaults are distjudge's: see the module docstring."""
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        cfg = dict(config or {})
+        cfg.pop("class", None)
+        name = cfg.get("task", "?")
+        output_type = cfg.setdefault("output_type", "multiple_choice")
+        if output_type not in OUTPUT_TYPES:
+            raise UserError(
+                f"{name}: output_type must be multiple_choice (q from label log-likelihoods) "
+                f"or generate_until (the judge writes q), got {output_type!r}"
+            )
+        choices = cfg.get("doc_to_choice")
+        if not isinstance(choices, (list, tuple)):
+            raise UserError(f"{name}: doc_to_choice must list the labels, e.g. [yes, no]")
+        cfg["doc_to_choice"] = [label_text(c) for c in choices]
+        kwargs = dict(cfg.get("dataset_kwargs") or {})
+        try:
+            self.spec = parse_spec(kwargs, cfg["doc_to_choice"])
+        except UserError as exc:
+            raise UserError(f"{name}: {exc}") from None
+        self.label_set = LabelSet(name, self.spec.labels, self.spec.synonym_map)
+        register_label_set(self.label_set)
+        meta = dict(cfg.get("metadata") or {})
+        if meta.get("eval_split") not in (None, "train", "test"):
+            raise UserError(f"{name}: metadata eval_split must be train or test")
+        spec = self.spec
+
+        def load_dataset(**settings: Any):
+            return task_dataset(spec, **settings)
+
+        defaults: dict[str, Any] = {
+            "custom_dataset": load_dataset,
+            "training_split": "train",
+            "test_split": meta.get("eval_split") or "test",
+            "doc_to_target": "target",
+            "target_delimiter": " ",
+            "metric_list": metrics.metric_list(OUTPUT_TYPES[output_type]),
+            "process_results": self._score,
+            "metadata": {"version": 1.0},
+        }
+        for key, value in defaults.items():
+            if cfg.get(key) is None:
+                cfg[key] = value
+        cfg["metadata"].setdefault("version", 1.0)
+        self.temperature = _temperature(meta.get("temperature", 1.0), name)
+        super().__init__(config=cfg)
+        self._check_prompt_fields()
+        # Skipped rows per reason travel into lm-eval's results (configs.<task>.metadata).
+        _, skips = load_with_skips(
+            spec, meta.get("data_dir"), meta.get("strict"), meta.get("config_source")
+        )
+        self.config.metadata["skipped_rows"] = dict(skips.counts)
+
+    def _score(self, doc: dict, results: list) -> dict:
+        if self.config.output_type == "generate_until":
+            from distjudge_eval.verbalized import reply_text, score
+
+            return score(doc, reply_text(results), self.label_set)
+        return metrics.process_results(doc, results, temperature=self.temperature)
+
+    def _check_prompt_fields(self) -> None:
+        """A typo in ``{{field}}`` would render as empty text: name it instead."""
+        template = self.config.doc_to_text
+        docs = self.test_docs() or self.training_docs()
+        if not isinstance(template, str) or docs is None or len(docs) == 0:
+            if docs is not None and len(docs) == 0:
+                raise UserError(
+                    f"{self.config.task}: the {self.config.test_split} split has no items; "
+                    "add items or change dataset_kwargs.train_fraction / split_field"
+                )
+            return
+        import jinja2
+        from jinja2 import meta as jinja_meta
+
+        try:
+            names = jinja_meta.find_undeclared_variables(jinja2.Environment().parse(template))
+        except jinja2.TemplateSyntaxError as exc:
+            raise UserError(f"{self.config.task}: doc_to_text is not a valid template: {exc}")
+        fields = set(docs[0])
+        missing = sorted(names - fields)
+        if missing:
+            raise UserError(
+                f"{self.config.task}: doc_to_text uses {', '.join(missing)} but items have "
+                f"{', '.join(sorted(fields))}; add them to dataset_kwargs.fields"
+            )
+
+
+def _temperature(value: Any, task: str) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not t > 0 or t == float("inf"):
+        raise UserError(f"{task}: metadata temperature must be a positive number, got {value!r}")
+    return t

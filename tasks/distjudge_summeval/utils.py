@@ -1,5 +1,0 @@
-"""lm-eval hooks for distjudge_summeval_*: all logic lives in distjudge_eval."""
-
-from distjudge_eval.tasks_hooks import make_hooks
-
-load_dataset, doc_to_choice = make_hooks("summeval")
