@@ -1,7 +1,8 @@
 """Human vote distributions and the geometry around them.
 
-votes -> p, the plurality target, the seeded δ-perturbation used by the robustness metrics, and
-the Euclidean projection onto the probability simplex that both the metrics and the trainer use.
+votes -> p, the plurality target, the seeded random δ-perturbations behind ``kl_exp`` (the
+worst case ``kl_worst`` lives in :mod:`distjudge_eval.worst_case`), and the Euclidean projections
+onto the simplex and onto simplex ∩ L2-ball that the metrics and the trainer's adversary use.
 """
 
 from __future__ import annotations
@@ -63,25 +64,47 @@ def item_seed(item_id: str, salt: str = "delta") -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-def perturbation_direction(item_id: str, k: int) -> np.ndarray:
-    """A seeded random unit vector in the sum-zero plane of R^k (moves stay on the hyperplane)."""
+N_DIRECTIONS = 64
+
+
+def perturbation_directions(
+    item_id: str, k: int, n: int = N_DIRECTIONS, permutation: Sequence[int] | None = None
+) -> np.ndarray:
+    """``n`` seeded random unit vectors in the sum-zero plane of R^k, one per row.
+
+    Drawn isotropically (Gaussian, centred, normalised) from a generator seeded by the item id,
+    so runs repeat exactly and every δ of an item uses the same directions (a smooth δ-curve).
+    ``permutation`` re-reads the labels in another order: an item shown with its labels permuted
+    (the swapped slot order of a pairwise item, ``p_shown = p[perm]``) gets ``u[:, perm]``, the
+    same physical directions, so an order-blind judge scores the same in both orders.
+    """
     rng = np.random.default_rng(item_seed(item_id))
-    u = rng.standard_normal(k)
-    u -= u.mean()
-    norm = np.linalg.norm(u)
-    if norm == 0:  # k == 1: nowhere to move
-        return u
-    return u / norm
+    u = rng.standard_normal((n, k))
+    u -= u.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(u, axis=1, keepdims=True)
+    u = np.divide(u, norm, out=np.zeros_like(u), where=norm > 0)  # k == 1: nowhere to move
+    if permutation is not None:
+        u = u[:, list(permutation)]
+    return u
 
 
-def perturb(p: Sequence[float], delta: float, item_id: str) -> np.ndarray:
-    """p moved by δ along the item's seeded direction, then projected back onto the simplex.
+def perturb(
+    p: Sequence[float],
+    delta: float,
+    item_id: str,
+    n: int = N_DIRECTIONS,
+    permutation: Sequence[int] | None = None,
+) -> np.ndarray:
+    """``n`` perturbed targets p̃_i = Π_simplex(p + δ·u_i), one per row (see ``kl_exp``).
 
-    The same direction serves every δ of an item, so the δ-curve is smooth in δ. Projection is
-    non-expansive, so the result lies within L2 distance δ of p (exactly δ unless it hit a face).
+    The projection Π is the exact Euclidean projection onto the simplex. It is non-expansive and
+    p lies on the simplex, so ‖p̃_i − p‖₂ ≤ δ, with equality unless p + δu_i left the simplex
+    (common: most human p have zeros, and then the step is shortened and pushed inward).
     """
     arr = np.asarray(p, dtype=np.float64)
-    return project_to_simplex(arr + delta * perturbation_direction(item_id, arr.size))
+    return project_to_simplex(
+        arr + delta * perturbation_directions(item_id, arr.size, n, permutation)
+    )
 
 
 def project_to_simplex_torch(v: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Per-item distribution metrics for a judge's q against the human p, and their aggregations.
 
 Everything is float64 numpy in natural log. ``process_results`` is the lm-eval hook every
-distjudge task uses; the aggregations are referenced from the task YAML.
+distjudge task uses; :data:`METRICS` is the registry task configs are built from
+(:func:`metric_list`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from distjudge_eval.distributions import DELTAS, perturb, plurality_target
+from distjudge_eval.distributions import DELTAS, N_DIRECTIONS, perturb, plurality_target
+from distjudge_eval.pairwise import swap_permutation
+from distjudge_eval.worst_case import worst_case_kl
 
 Q_FLOOR = 1e-12
 LOG_Q_FLOOR = float(np.log(Q_FLOOR))
@@ -21,26 +24,46 @@ ECE_BINS = 15
 
 @dataclass(frozen=True)
 class Metric:
-    """One per-item metric: its name in results, whether higher is better, how it aggregates.
+    """One per-item metric: its name in results, its direction, how it aggregates.
 
-    ``readouts`` says which task kinds report it (``logprob``: q from label log-likelihoods;
-    ``verbalized``: q written by the judge). Adding a metric is one entry here plus its value in
-    :func:`item_metrics`; task configs, summaries, compare and sweep read this registry.
+    ``higher_is_better`` is None for a signed diagnostic with no better direction
+    (``entropy_gap``); lm-eval accepts None and prints no arrow. ``readouts`` says which task
+    kinds report it (``logprob``: q from label log-likelihoods; ``verbalized``: q written by the
+    judge). Adding a metric is one entry here plus its value in :func:`item_metrics`; task
+    configs, summaries, compare and sweep read this registry.
     """
 
     name: str
-    higher_is_better: bool
+    higher_is_better: bool | None
     aggregation: str = "mean"
     readouts: tuple[str, ...] = ("logprob", "verbalized")
+
+
+def worst_metric_name(delta: float) -> str:
+    """``kl_worst_0.10``: max KL(p̃‖q) over p̃ in simplex ∩ L2-ball(p, δ)."""
+    return f"kl_worst_{delta:.2f}"
+
+
+def expected_metric_name(delta: float) -> str:
+    """``kl_exp_0.10``: mean KL(p̃‖q) over seeded random perturbations of size δ."""
+    return f"kl_exp_{delta:.2f}"
+
+
+def delta_metric_name(delta: float) -> str:
+    """Deprecated alias of :func:`worst_metric_name` (the old single-direction ``kl_delta_*``
+    is gone); kept so readers that import it keep working until they name the reading."""
+    return worst_metric_name(delta)
 
 
 METRICS: tuple[Metric, ...] = (
     Metric("kl", False),
     Metric("acc", True),
-    *(Metric(f"kl_delta_{d:.2f}", False) for d in DELTAS),
+    *(Metric(worst_metric_name(d), False) for d in DELTAS),
+    *(Metric(expected_metric_name(d), False) for d in DELTAS),
     Metric("js", False),
     Metric("brier", False),
-    Metric("entropy_gap", False),
+    Metric("entropy_gap", None),
+    Metric("abs_entropy_gap", False),
     Metric("label_mass", True, readouts=("logprob",)),
     Metric("parse_fail", False, readouts=("verbalized",)),
     Metric("ece", False, aggregation="ece"),
@@ -121,40 +144,125 @@ def plurality_accuracy(p: Sequence[float], q: Sequence[float]) -> float:
     return float(plurality_target(p)[top].mean())
 
 
-def item_metrics(p: Sequence[float], label_scores: Sequence[float], item_id: str) -> dict:
-    """Every per-item metric from human p and the judge's per-label log-likelihoods."""
+def label_permutation(order: str | None, n_labels: int) -> list[int] | None:
+    """How the shown labels index the item's original order: None, or the slot swap."""
+    if order in (None, "original"):
+        return None
+    if order == "swapped":
+        return swap_permutation(n_labels)
+    raise ValueError(f"unknown slot order {order!r} (expected 'original' or 'swapped')")
+
+
+def check_temperature(temperature: float) -> float:
+    t = float(temperature)
+    if not np.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    return t
+
+
+def item_metrics(
+    p: Sequence[float],
+    label_scores: Sequence[float],
+    item_id: str,
+    *,
+    temperature: float = 1.0,
+    order: str | None = None,
+) -> dict:
+    """Every per-item metric from human p and the judge's per-label log-likelihoods.
+
+    q = softmax(scores / temperature); ``label_mass`` reads the raw scores (T only reshapes q).
+    ``order`` is the doc's slot order: in ``"swapped"`` items the random perturbation directions
+    are permuted with the labels (``kl_exp``); ``kl_worst`` does not depend on label order.
+    """
     pa = np.asarray(p, dtype=np.float64)
     if pa.shape != (len(label_scores),):
         raise ValueError(f"item {item_id}: p has {pa.size} labels but {len(label_scores)} scores")
-    log_q = log_softmax(label_scores)
+    raw = np.asarray(label_scores, dtype=np.float64)
+    log_q = log_softmax(raw / check_temperature(temperature))
     q = np.exp(log_q)
     acc = plurality_accuracy(pa, q)
+    gap = entropy(q) - entropy(pa)
     out: dict[str, Any] = {
         "kl": kl_divergence(pa, log_q),
         "acc": acc,
         "js": js_divergence(pa, q),
         "brier": brier(pa, q),
-        "entropy_gap": entropy(q) - entropy(pa),
+        "entropy_gap": gap,
+        "abs_entropy_gap": abs(gap),
         # Probability the judge puts on the label set at all (for API judges: the top-k mass
         # that mapped to labels, plus the floors of labels it did not return).
-        "label_mass": float(np.exp(np.logaddexp.reduce(np.asarray(label_scores, np.float64)))),
+        "label_mass": float(np.exp(np.logaddexp.reduce(raw))),
     }
-    for delta in DELTAS:
-        out[delta_metric_name(delta)] = kl_divergence(perturb(pa, delta, item_id), log_q)
+    worst = worst_case_kl(pa, log_q, np.asarray(DELTAS)).value
+    expected = expected_kl(pa, log_q, DELTAS, item_id, label_permutation(order, pa.size))
+    for delta, w, e in zip(DELTAS, worst, expected):
+        out[worst_metric_name(delta)] = float(w)
+        out[expected_metric_name(delta)] = float(e)
     # ECE needs (confidence, correctness) pairs; the full q and p ride along so per-sample
     # outputs can be re-analysed without re-running the model.
     out["ece"] = {"q": q.tolist(), "p": pa.tolist(), "confidence": float(q.max()), "correct": acc}
     return out
 
 
-def delta_metric_name(delta: float) -> str:
-    return f"kl_delta_{delta:.2f}"
+def expected_kl(
+    p: np.ndarray,
+    log_q: np.ndarray,
+    deltas: Sequence[float],
+    item_id: str,
+    permutation: Sequence[int] | None = None,
+    n: int = N_DIRECTIONS,
+) -> np.ndarray:
+    """Per δ: mean over n seeded directions u_i of KL(Π_simplex(p + δu_i) ‖ q)."""
+    lq = floored_log_q(np.asarray(log_q, dtype=np.float64))
+    moved = np.stack([perturb(p, d, item_id, n, permutation) for d in deltas])  # (D, n, K)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(moved > 0, moved * (np.log(moved) - lq), 0.0)
+    return terms.sum(-1).mean(-1)
 
 
-def process_results(doc: Mapping[str, Any], results: Iterable[Any]) -> dict:
+def scores_from_results(results: Iterable[Any]) -> list[float]:
+    """Per-label log-likelihoods from lm-eval's (loglikelihood, is_greedy) results.
+
+    Stored per-sample files hold them as strings (``filtered_resps``); both forms are read.
+    """
+    out = []
+    for r in results:
+        first = r[0] if isinstance(r, (tuple, list)) else r
+        out.append(float(first))
+    return out
+
+
+def process_results(
+    doc: Mapping[str, Any], results: Iterable[Any], temperature: float = 1.0
+) -> dict:
     """lm-eval hook for multiple_choice tasks: results are (loglikelihood, is_greedy) pairs."""
-    scores = [r[0] if isinstance(r, (tuple, list)) else r for r in results]
-    return item_metrics(doc["p"], scores, str(doc["id"]))
+    return item_metrics(
+        doc["p"],
+        scores_from_results(results),
+        str(doc["id"]),
+        temperature=temperature,
+        order=doc.get("order"),
+    )
+
+
+def metrics_from_sample(row: Mapping[str, Any], temperature: float = 1.0) -> dict:
+    """Recompute every metric of one stored lm-eval per-sample row (``--log_samples``).
+
+    Log-likelihood tasks are recomputed exactly from ``filtered_resps``; verbalized rows (text
+    replies) from the stored q and p, without ``label_mass``. Lets old runs gain new metrics.
+    """
+    doc = row["doc"]
+    resps = row.get("filtered_resps")
+    if resps and all(isinstance(r, (list, tuple)) and len(r) == 2 for r in resps):
+        return process_results(doc, resps, temperature=temperature)
+    q = np.asarray(row["ece"]["q"], dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        out = item_metrics(
+            row["ece"]["p"], np.log(q), str(doc["id"]), temperature=temperature,
+            order=doc.get("order"),
+        )  # fmt: skip
+    out.pop("label_mass")
+    return out
 
 
 def expected_calibration_error(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import cvxpy as cp
 import numpy as np
 import pytest
@@ -12,12 +14,14 @@ from scipy.stats import entropy as scipy_entropy
 from distjudge_eval import metrics as M
 from distjudge_eval.distributions import (
     DELTAS,
+    N_DIRECTIONS,
     perturb,
-    perturbation_direction,
+    perturbation_directions,
     plurality_target,
     project_to_simplex,
     votes_to_p,
 )
+from distjudge_eval.pairwise import swap_distribution, swap_permutation
 
 RNG = np.random.default_rng(0)
 
@@ -38,6 +42,7 @@ def test_kl_js_brier_entropy_match_scipy(k: int) -> None:
         assert out["js"] == pytest.approx(jensenshannon(p, q) ** 2, rel=1e-8, abs=1e-12)
         assert out["brier"] == pytest.approx(sum((qi - pi) ** 2 for pi, qi in zip(p, q)))
         assert out["entropy_gap"] == pytest.approx(scipy_entropy(q) - scipy_entropy(p))
+        assert out["abs_entropy_gap"] == pytest.approx(abs(scipy_entropy(q) - scipy_entropy(p)))
         assert out["ece"]["q"] == pytest.approx(q.tolist(), rel=1e-10)
 
 
@@ -127,27 +132,115 @@ def test_simplex_projection_matches_cvxpy(k: int) -> None:
     )
 
 
-def test_delta_perturbation_is_seeded_feasible_and_within_delta() -> None:
+def test_perturbations_are_seeded_isotropic_feasible_and_within_delta() -> None:
     p = np.array([0.6, 0.2, 0.2])
+    u = perturbation_directions("item-1", 3)
+    assert u.shape == (N_DIRECTIONS, 3)
+    np.testing.assert_allclose(u.sum(1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(u, axis=1), 1.0)
+    np.testing.assert_array_equal(u, perturbation_directions("item-1", 3))
+    assert not np.allclose(u, perturbation_directions("item-2", 3))
     for delta in DELTAS:
         moved = perturb(p, delta, "item-1")
-        assert moved.sum() == pytest.approx(1.0) and (moved >= 0).all()
-        assert np.linalg.norm(moved - p) <= delta + 1e-12
-        np.testing.assert_array_equal(moved, perturb(p, delta, "item-1"))
-        # Interior points move by exactly delta along the item's direction.
-        expected = p + delta * perturbation_direction("item-1", 3)
-        if (expected >= 0).all():
-            np.testing.assert_allclose(moved, expected, atol=1e-12)
-    assert not np.allclose(perturb(p, 0.1, "item-1"), perturb(p, 0.1, "item-2"))
+        np.testing.assert_allclose(moved.sum(1), 1.0)
+        assert (moved >= 0).all()
+        assert (np.linalg.norm(moved - p, axis=1) <= delta + 1e-12).all()
+        # Rows that stay inside the simplex move by exactly delta along their direction.
+        raw = p + delta * u
+        inside = (raw >= 0).all(1)
+        np.testing.assert_allclose(moved[inside], raw[inside], atol=1e-12)
 
 
-def test_delta_kl_metrics_use_the_perturbed_target() -> None:
+def test_expected_kl_is_the_mean_over_projected_perturbations() -> None:
     p, scores = np.array([0.2, 0.8, 0.0]), np.array([-3.0, -1.0, -2.0])
     out = M.item_metrics(p, scores, "abc")
     q = softmax(scores)
+    u = perturbation_directions("abc", 3)
     for delta in DELTAS:
-        expected = scipy_entropy(perturb(p, delta, "abc"), q)
-        assert out[M.delta_metric_name(delta)] == pytest.approx(expected, rel=1e-10)
+        # Independent: cvxpy projection of each p + δu_i, scipy KL, plain mean.
+        # (solver output clipped at 0: OSQP returns -1e-13 for exact zeros)
+        proj = [np.clip(cvxpy_simplex_projection(p + delta * ui), 0, None) for ui in u]
+        expected = np.mean([scipy_entropy(x, q) for x in proj])
+        assert out[M.expected_metric_name(delta)] == pytest.approx(expected, rel=1e-5)
+
+
+def test_swapped_order_permutes_the_directions_with_the_labels() -> None:
+    """An order-blind judge (q permuted with the labels) scores the same in both orders."""
+    for k in (2, 3):
+        for i in range(20):
+            p = RNG.dirichlet(np.ones(k))
+            scores = RNG.normal(size=k)
+            shown_p = swap_distribution(p)
+            shown_scores = [scores[j] for j in swap_permutation(k)]
+            doc = {"id": f"pair{i}", "p": list(p)}
+            swapped = {"id": f"pair{i}", "p": shown_p, "order": "swapped"}
+            a = M.process_results(doc, [(s, False) for s in scores])
+            b = M.process_results(swapped, [(s, False) for s in shown_scores])
+            for name in (*map(M.expected_metric_name, DELTAS), *map(M.worst_metric_name, DELTAS)):
+                assert b[name] == pytest.approx(a[name], rel=1e-9, abs=1e-9), name
+            if k == 2:  # 64 directions ±v: flipping may give the same multiset
+                continue
+            # Without the permutation the directions differ, and so does kl_exp.
+            plain = M.item_metrics(shown_p, shown_scores, f"pair{i}")
+            assert plain[M.expected_metric_name(0.25)] != pytest.approx(
+                a[M.expected_metric_name(0.25)], rel=1e-6
+            )
+    with pytest.raises(ValueError, match="slot order"):
+        M.process_results({"id": "x", "p": [0.5, 0.5], "order": "sideways"}, [0.0, 0.0])
+
+
+def test_worst_case_metrics_bound_every_perturbation_and_rise_with_delta() -> None:
+    for i in range(30):
+        p, scores = random_case(3)
+        out = M.item_metrics(p, scores, f"w{i}")
+        worst = [out[M.worst_metric_name(d)] for d in DELTAS]
+        assert worst[0] >= out["kl"] - 1e-12
+        assert all(b >= a - 1e-9 for a, b in itertools.pairwise(worst))
+        for d, w in zip(DELTAS, worst):
+            assert w >= out[M.expected_metric_name(d)] - 1e-12
+
+
+def test_registry_directions_and_lm_eval_metric_list() -> None:
+    names = [m.name for m in M.METRICS]
+    assert len(names) == len(set(names))
+    for d in DELTAS:
+        assert M.worst_metric_name(d) in names and M.expected_metric_name(d) in names
+    assert not any(n.startswith("kl_delta") for n in names)
+    assert M.METRIC_BY_NAME["entropy_gap"].higher_is_better is None
+    assert M.METRIC_BY_NAME["abs_entropy_gap"].higher_is_better is False
+    out = M.item_metrics([0.5, 0.5, 0.0], [-1.0, -2.0, -3.0], "x")
+    for readout, dropped in (("logprob", "parse_fail"), ("verbalized", "label_mass")):
+        listed = {e["metric"] for e in M.metric_list(readout)}
+        assert listed == set(names) - {dropped}
+        assert listed - {"parse_fail"} <= set(out)
+
+
+def test_temperature_divides_scores_and_leaves_label_mass() -> None:
+    p, scores = np.array([0.5, 0.3, 0.2]), np.array([-1.0, -2.5, -4.0])
+    out = M.item_metrics(p, scores, "t", temperature=2.5)
+    q = softmax(scores / 2.5)
+    assert out["kl"] == pytest.approx(scipy_entropy(p, q), rel=1e-12)
+    assert out["label_mass"] == pytest.approx(np.exp(scores).sum())
+    doc = {"id": "t", "p": list(p)}
+    assert M.process_results(doc, [(s, False) for s in scores], temperature=2.5) == out
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature"):
+            M.item_metrics(p, scores, "t", temperature=bad)
+
+
+def test_metrics_from_a_stored_sample_row() -> None:
+    doc = {"id": "s1", "p": [0.2, 0.8, 0.0]}
+    resps = [["-3.0", "False"], ["-1.0", "True"], ["-2.0", "False"]]
+    row = {"doc": doc, "filtered_resps": resps}
+    assert M.metrics_from_sample(row) == M.item_metrics(doc["p"], [-3.0, -1.0, -2.0], "s1")
+    verbal = {
+        "doc": doc,
+        "filtered_resps": ["<p>..."],
+        "ece": {"q": [0.1, 0.6, 0.3], "p": doc["p"]},
+    }
+    out = M.metrics_from_sample(verbal)
+    assert "label_mass" not in out
+    assert out["kl"] == pytest.approx(scipy_entropy(doc["p"], [0.1, 0.6, 0.3]))
 
 
 def test_process_results_reads_lm_eval_multiple_choice_results() -> None:
