@@ -32,14 +32,34 @@ def completion(top: list[tuple[str, float]] = TOP) -> dict[str, Any]:
     }
 
 
+# An over-long prompt, as OpenAI, vLLM and llama-cpp-python word it.
+CONTEXT_OVERFLOW = {
+    "error": {
+        "message": "This model's maximum context length is 2048 tokens. However, you requested "
+        "3001 tokens (3000 in the messages, 1 in the completion). Please reduce the length of "
+        "the messages or completion.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+}
+
+
 class FakeOpenAI:
-    """Serves scripted behaviours in order ("429", "500", "slow", "truncated", "nologprobs",
-    "ok"), then "ok" forever. Records every request."""
+    """Serves scripted behaviours in order, then ``default`` ("ok") forever. Records every
+    request. Behaviours: "ok", "429", "500", "503", "slow", "truncated", "nologprobs",
+    "400ctx" (context overflow), "400echo" (a 400 whose body echoes the request headers, as
+    some proxies do), "401"."""
 
     def __init__(
-        self, script: list[str] | None = None, delay: float = 0.0, reply: str = "0.73</prob> ok"
+        self,
+        script: list[str] | None = None,
+        delay: float = 0.0,
+        reply: str = "0.73</prob> ok",
+        default: str = "ok",
     ) -> None:
         self.script: deque[str] = deque(script or [])
+        self.default = default
         self.reply = reply  # the text of generation requests (no `logprobs` in the body)
         self.delay = delay
         self.bodies: list[dict] = []
@@ -49,6 +69,12 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def seen(self) -> int:
+        """Requests received so far."""
+        with self._lock:
+            return len(self.bodies)
 
     @property
     def base_url(self) -> str:
@@ -75,7 +101,7 @@ class FakeOpenAI:
                 with fake._lock:
                     fake.bodies.append(body)
                     fake.headers.append(dict(self.headers))
-                    action = fake.script.popleft() if fake.script else "ok"
+                    action = fake.script.popleft() if fake.script else fake.default
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:
@@ -88,8 +114,17 @@ class FakeOpenAI:
             def _respond(self, action: str, body: dict) -> None:
                 if action == "429":
                     return self._send(429, {"error": "rate"}, {"Retry-After": "1"})
-                if action == "500":
-                    return self._send(500, {"error": "boom"})
+                if action in ("500", "503"):
+                    return self._send(int(action), {"error": "boom"})
+                if action == "400ctx":
+                    return self._send(400, CONTEXT_OVERFLOW)
+                if action == "400echo":
+                    # Authorization first, so that even a short excerpt of the body holds it
+                    first = sorted(self.headers.items(), key=lambda kv: kv[0] != "Authorization")
+                    message = f"invalid request; headers received: {dict(first)}"
+                    return self._send(400, {"error": {"message": message, "type": "bad"}})
+                if action == "401":
+                    return self._send(401, {"error": {"message": "Incorrect API key provided"}})
                 if action == "slow":
                     time.sleep(1.5)
                 if action == "truncated":

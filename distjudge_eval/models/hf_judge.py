@@ -7,14 +7,34 @@ instructions that all items of a task share once per task. Same model_args as ``
 - ``readout``: ``full`` (default; the numbers stock ``hf`` computes) or ``first_token``.
 - ``prefix_cache``: reuse the KV cache of the task's shared prompt prefix (default True).
 - ``max_batch_tokens``: cap on packed tokens per batch (rows × row length), so long prompts
-  (SummEval articles) get small batches and short ones large (default 16384).
+  (SummEval articles) get small batches and short ones large (default 16384). This, not an item
+  count, is the memory knob.
+- ``max_batch_items``: a hard cap on items per batch (``max_batch_items=1``: one at a time).
+- ``truncation``: ``left`` (default) cuts a prompt too long for ``max_length`` from the left, as
+  lm-eval does, and warns once per task with the number of items cut; ``fail`` stops before
+  scoring with an error naming the first such item and its length.
 
-``batch_size`` caps items per batch; ``auto`` leaves sizing to ``max_batch_tokens``.
+Batch size rule. lm-eval passes ``batch_size=1`` when the user gives no ``--batch_size``, so 1
+cannot mean "one item at a time" without making every default run slow. Items per batch:
+``max_batch_items`` if given; else ``--batch_size N`` for N > 1; else (1, unset, ``auto``) as
+many as fit ``max_batch_tokens``, at most ``--max_batch_size`` (lm-eval's cap for ``auto``,
+default 64).
+
+Any other model_args key is an error listing the valid ones. Keys that are neither ``hf``'s nor
+``hf-judge``'s go to ``from_pretrained`` (as with ``hf``), so they are checked there, before the
+weights load: a ``from_pretrained`` argument or a model config field passes, anything else is
+a typo (stock ``hf`` would pass it on and fail in the model's constructor, or ignore it when
+``pretrained`` is an already-built model).
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
+import re
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,6 +42,8 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
+from distjudge_eval.errors import UserError
+from distjudge_eval.models.args import HARNESS_ARGS, reject_unknown, unknown_args_error
 from distjudge_eval.readout import (
     MODES,
     EncodedItem,
@@ -34,13 +56,49 @@ from distjudge_eval.readout import (
     truncate,
 )
 
+logger = logging.getLogger("distjudge")
 AUTO_MAX_ITEMS = 64
+TRUNCATION = ("left", "fail")
+OWN_ARGS = ("readout", "prefix_cache", "max_batch_tokens", "max_batch_items", "truncation")
 
 
 def _as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "on"}
     return bool(value)
+
+
+def hflm_args() -> list[str]:
+    """The keyword arguments lm-eval's ``hf`` model takes by name."""
+    params = inspect.signature(HFLM.__init__).parameters.values()
+    return [p.name for p in params if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+
+
+def from_pretrained_args() -> set[str]:
+    """What transformers' ``from_pretrained`` takes: named parameters and the keys it pops from
+    ``**kwargs`` (read from its source, so a new transformers version needs no list here)."""
+    from transformers import PreTrainedModel
+    from transformers.models.auto.auto_factory import _BaseAutoModelClass
+
+    names: set[str] = set()
+    for fn in (PreTrainedModel.from_pretrained, _BaseAutoModelClass.from_pretrained):
+        fn = inspect.unwrap(getattr(fn, "__func__", fn))
+        names |= set(inspect.signature(fn).parameters)
+        try:
+            source = inspect.getsource(fn)
+        except (OSError, TypeError):
+            continue
+        names |= set(re.findall(r"kwargs\.(?:pop|get)\(\s*[\"'](\w+)[\"']", source))
+    return names
+
+
+@dataclass
+class _Entry:
+    """One item: its tokens (after truncation), request indices and label strings."""
+
+    item: EncodedItem
+    idx: list[int]
+    conts: list[str]
 
 
 @register_model("hf-judge")
@@ -51,15 +109,48 @@ class HFJudgeLM(HFLM):
         readout: str = "full",
         prefix_cache: bool | str = True,
         max_batch_tokens: int | str = 16384,
+        max_batch_items: int | str | None = None,
+        truncation: str = "left",
         **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
         if readout not in MODES:
-            raise ValueError(f"hf-judge readout must be one of {MODES}, got {readout!r}")
+            raise UserError(f"hf-judge: readout must be one of {', '.join(MODES)}, got {readout!r}")
+        if truncation not in TRUNCATION:
+            raise UserError(
+                f"hf-judge: truncation must be left or fail, got {truncation!r} (hf-judge's own "
+                f"setting for over-long prompts; lm-eval's tokenizer flag of that name is unused)"
+            )
+        pretrained = kwargs.get("pretrained", args[0] if args else None)
+        if not isinstance(pretrained, str):  # HFLM ignores extra keys for a built model
+            reject_unknown("hf-judge", kwargs, [*hflm_args(), *OWN_ARGS])
+        super().__init__(*args, **kwargs)
         self.readout_mode = readout
         self.use_prefix_cache = _as_bool(prefix_cache)
         self.max_batch_tokens = int(max_batch_tokens)
+        self.max_batch_items = int(max_batch_items) if max_batch_items not in (None, "") else None
+        self.truncation_mode = truncation
+        self.truncated: dict[str, int] = {}  # task -> items whose prompt was cut (last run)
         self._prefix_cache = PrefixCache()
+
+    def _create_model(self, pretrained: Any, *args: Any, **kwargs: Any) -> None:
+        """Check the keys bound for ``from_pretrained`` now: the config is loaded, the weights
+        are not."""
+        named = set(inspect.signature(HFLM._create_model).parameters)
+        extra = [k for k in kwargs if k not in named and k not in HARNESS_ARGS]
+        accepted = from_pretrained_args()
+        unknown = [k for k in extra if k not in accepted and not hasattr(self._config, k)]
+        if unknown:
+            raise unknown_args_error("hf-judge", unknown, [*hflm_args(), *OWN_ARGS])
+        super()._create_model(pretrained, *args, **kwargs)
+
+    @property
+    def items_per_batch(self) -> int:
+        """The item cap of a batch (see "Batch size rule" in the module docstring)."""
+        if self.max_batch_items:
+            return max(self.max_batch_items, 1)
+        if isinstance(self.batch_size, int) and self.batch_size > 1:
+            return self.batch_size
+        return int(self.max_batch_size or AUTO_MAX_ITEMS)
 
     # -- lm-eval entry point -------------------------------------------------------------
     def loglikelihood(
@@ -80,43 +171,79 @@ class HFJudgeLM(HFLM):
             for i, res in zip(fallback, stock):
                 results[i] = res
 
-        n_items = sum(len(groups) for groups in by_task.values())
+        # encode (and check lengths) of every task before the first forward pass
+        encoded = {
+            task: self._encode_task(requests, task, groups) for task, groups in by_task.items()
+        }
+        n_items = sum(len(entries) for entries in encoded.values())
         bar = tqdm(total=n_items, disable=disable_tqdm or self.rank != 0, desc="hf-judge readout")
-        for groups in by_task.values():
-            self._score_task(requests, groups, results, bar)
+        for entries in encoded.values():
+            self._score_task(requests, entries, results, bar)
         bar.close()
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 
     # -- internals ----------------------------------------------------------------------
+    def _encode_task(
+        self, requests: list[Any], task: str, groups: dict[str, list[int]]
+    ) -> list[_Entry]:
+        """Token ids of a task's items, cut to ``max_length`` (counted, warned once) or refused."""
+        entries, cut = [], 0
+        for context, idx in groups.items():
+            conts = [requests[i].args[1] for i in idx]
+            full = encode_item(self.tok_encode, context, conts)
+            item = truncate(full, self.max_length)
+            if len(item.context) < len(full.context):
+                if self.truncation_mode == "fail":
+                    raise UserError(self._too_long(requests[idx[0]], task, full))
+                cut += 1
+            entries.append(_Entry(item, idx, conts))
+        self.truncated[task] = cut
+        if cut:
+            logger.warning(
+                "hf-judge: %d of %d items of %s are longer than max_length=%d tokens; their "
+                "prompts were cut from the left (truncation=fail makes this an error)",
+                cut,
+                len(entries),
+                task or "(no task)",
+                self.max_length,
+            )
+        return entries
+
+    def _too_long(self, request: Any, task: str, item: EncodedItem) -> str:
+        longest = max(len(c) for c in item.continuations)
+        return (
+            f"hf-judge: item {getattr(request, 'doc_id', '?')} of {task or '(no task)'}: prompt "
+            f"{len(item.context)} tokens + label {longest} tokens > max_length={self.max_length}: "
+            f"use a longer-context model, set max_length= if the model allows more, or "
+            f"truncation=left to cut prompts from the left"
+        )
+
     def _score_task(
         self,
         requests: list[Any],
-        groups: dict[str, list[int]],
+        entries: list[_Entry],
         results: list[tuple[float, bool] | None],
         bar: tqdm,
     ) -> None:
-        entries = []
-        for context, idx in groups.items():
-            conts = [requests[i].args[1] for i in idx]
-            item = truncate(encode_item(self.tok_encode, context, conts), self.max_length)
-            entries.append((item, idx, conts))
         # Items of one task with the same label count share the task's instruction prefix.
-        by_k: dict[int, list[tuple[EncodedItem, list[int], list[str]]]] = defaultdict(list)
+        by_k: dict[int, list[_Entry]] = defaultdict(list)
         for entry in entries:
-            by_k[len(entry[1])].append(entry)
+            by_k[len(entry.idx)].append(entry)
         for same_k in by_k.values():
-            contexts = [e[0].context for e in same_k]
+            contexts = [e.item.context for e in same_k]
             prefix = (
                 contexts[0][: common_prefix_length(contexts)] if self.use_prefix_cache else None
             )
-            first_tokens = self._first_tokens(same_k[0][2]) if self.readout_mode != "full" else None
-            same_k.sort(key=lambda e: -len(e[0].context))
+            first_tokens = (
+                self._first_tokens(same_k[0].conts) if self.readout_mode != "full" else None
+            )
+            same_k.sort(key=lambda e: -len(e.item.context))
             for batch in self._batches(same_k, len(prefix or ())):
                 with torch.no_grad():
                     out = label_scores(
                         self.model,
-                        [e[0] for e in batch],
+                        [e.item for e in batch],
                         mode=self.readout_mode,  # type: ignore[arg-type]
                         first_tokens=first_tokens,
                         pad_id=pad_token_id(self.tokenizer),
@@ -124,19 +251,20 @@ class HFJudgeLM(HFLM):
                         prefix_cache=self._prefix_cache if prefix else None,
                     )
                 scores, greedy = out.scores.tolist(), out.is_greedy.tolist()
-                for row, (_, idx, _) in enumerate(batch):
-                    for col, i in enumerate(idx):
+                for row, entry in enumerate(batch):
+                    for col, i in enumerate(entry.idx):
                         results[i] = (float(scores[row][col]), bool(greedy[row][col]))
                         self.cache_hook.add_partial("loglikelihood", requests[i].args, results[i])
                 bar.update(len(batch))
 
-    def _batches(self, entries: list, prefix_len: int):
-        """Items in descending length, cut where rows × row length passes the token budget."""
-        cap = self.batch_size if isinstance(self.batch_size, int) else AUTO_MAX_ITEMS
-        batch: list = []
+    def _batches(self, entries: list[_Entry], prefix_len: int) -> Iterator[list[_Entry]]:
+        """Items in descending length, cut where rows × row length passes the token budget or
+        the batch holds ``items_per_batch`` items."""
+        cap = self.items_per_batch
+        batch: list[_Entry] = []
         width = 0
         for entry in entries:
-            item = entry[0]
+            item = entry.item
             row = len(item.context) - prefix_len + sum(len(c) - 1 for c in item.continuations)
             grown = max(width, row)
             if batch and (len(batch) >= cap or (len(batch) + 1) * grown > self.max_batch_tokens):

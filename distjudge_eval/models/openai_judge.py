@@ -13,10 +13,20 @@ item's labels, as the local ``first_token`` readout does:
   probability, unreturned mass / number of missing labels), at least 1e-12. The mass that the
   mapped tokens cover is reported per item and as the task metric ``label_mass``.
 
-Model args: ``model`` (required), ``base_url`` (default OpenAI), ``api_key`` (default
-``$OPENAI_API_KEY``; never logged or written), ``top_logprobs`` (20), ``num_concurrent`` (1),
-``max_retries`` (6 attempts in all), ``timeout`` (60 s), ``max_backoff`` (30 s).
+Model args (any other key is an error that lists these): ``model`` (required), ``base_url``
+(default OpenAI), ``api_key`` (default ``$OPENAI_API_KEY``; never logged or written),
+``top_logprobs`` (20), ``num_concurrent`` (1), ``max_retries`` (6 attempts in all), ``timeout``
+(60 s), ``max_backoff`` (30 s), ``max_consecutive_failures`` (8; 0 turns the check off).
 Temperature is always 0 and no model name changes that.
+
+Stopping. At most ``num_concurrent`` requests are in flight and a new one starts only when one
+ends, so a run can stop without draining a queue. The run stops sending at the first fatal error
+(a 4xx other than 408/429, a response without logprobs, an item whose ``max_retries`` attempts
+all failed) and when ``max_consecutive_failures`` requests in a row failed with a 5xx, a time-out
+or a dropped connection (the server is down; 429 "slow down" does not count). One Ctrl-C stops
+it the same way. Requests already in flight get a few seconds to finish; every finished item is
+in lm-eval's cache (``--use_cache``) so a rerun sends only the rest. Error messages name the item
+and never carry the API key or an echoed ``Authorization`` header.
 
 Verbalized tasks (``generate_until``) get one greedy chat completion per item, with the task's
 stop sequences sent as ``stop`` (and applied again to the reply) and ``max_gen_toks`` as
@@ -29,42 +39,148 @@ import json
 import logging
 import math
 import os
+import re
+import sys
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
-from tenacity import (
-    RetryCallState,
-    retry,
-    retry_if_exception_type,
-    stop_after_attempt,
-)
 from tqdm import tqdm
 
+from distjudge_eval.errors import UserError
 from distjudge_eval.labels import declared_synonyms
+from distjudge_eval.models.args import reject_unknown
 from distjudge_eval.verbalized import cut_at_stops, stop_sequences
 
 logger = logging.getLogger("distjudge")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PROB_FLOOR = 1e-12
 STRIP = " \t\n\r[](){}<>*\"'`.:,;"
+STOP_GRACE_S = 5.0  # how long requests in flight may finish after a stop, so they are cached
+BODY_EXCERPT = 300
+MODEL_ARGS = (
+    "model",
+    "base_url",
+    "api_key",
+    "top_logprobs",
+    "num_concurrent",
+    "max_retries",
+    "timeout",
+    "max_backoff",
+    "max_consecutive_failures",
+)
 
 
 class TransientAPIError(Exception):
     """A failure worth retrying (429, 5xx, timeout, dropped connection, truncated body)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, outage: bool = True) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.outage = outage  # counts toward max_consecutive_failures (a 429 does not)
 
 
-class APIJudgeError(RuntimeError):
-    """A failure that retrying cannot fix, or retries exhausted; names the item."""
+class APIJudgeError(UserError, RuntimeError):
+    """A failure that retrying cannot fix, or retries exhausted; names the item and what to do."""
+
+
+class StoppedError(Exception):
+    """The run is stopping (fatal error elsewhere, or Ctrl-C): abandon this item quietly."""
+
+
+# -- keeping secrets out of messages ----------------------------------------------------------
+_SECRET_PATTERNS = [
+    (
+        re.compile(r"(?i)(authorization\\?[\"']?\s*[:=]\s*\\?[\"']?)[^\"'\\,}\]\n]+"),
+        r"\1[redacted]",
+    ),
+    (re.compile(r"(?i)\bbearer\s+[^\s\"'\\,}\]]+"), "Bearer [redacted]"),
+    (re.compile(r"\bsk-[A-Za-z0-9_\-]{3,}"), "sk-[redacted]"),
+]
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """The text with the key, ``Authorization`` values, bearer tokens and ``sk-`` keys masked:
+    a 4xx body may echo the request's headers."""
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "[redacted]")
+    for pattern, repl in _SECRET_PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+# -- reading 4xx bodies -------------------------------------------------------------------------
+_CONTEXT_HINTS = (
+    "context length",  # OpenAI, vLLM, llama-cpp-python
+    "context size",  # llama.cpp server
+    "context window",
+    "context_length",
+    "maximum model length",  # vLLM
+)
+_PROMPT_TOKENS = (r"(\d+) in the messages", r"resulted in (\d+) tokens", r"requested (\d+) tokens")
+
+
+def _error_text(body: str) -> str:
+    """The server's error message if the body is OpenAI-style JSON, else the body itself."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return err["message"]
+    if isinstance(err, str):
+        return err
+    return body
+
+
+def _context_numbers(body: str) -> tuple[int | None, int | None]:
+    """(prompt tokens, server limit) from an overflow error, where the server says them:
+    llama.cpp's ``n_prompt_tokens``/``n_ctx`` fields, or OpenAI/vLLM/llama-cpp-python's
+    "maximum context length is N tokens ... M in the messages / resulted in M tokens"."""
+    try:
+        err = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        err = None
+    if isinstance(err, dict) and "n_ctx" in err:
+        prompt = err.get("n_prompt_tokens")
+        return (int(prompt) if prompt is not None else None), int(err["n_ctx"])
+    limit = re.search(r"maximum context length is (\d+)", body)
+    used = None
+    for pattern in _PROMPT_TOKENS:  # most specific first: "requested" includes the completion
+        if found := re.search(pattern, body):
+            used = int(found.group(1))
+            break
+    return used, (int(limit.group(1)) if limit else None)
+
+
+def client_error_message(status: int, body: str, prompt_chars: int) -> str:
+    """What a 4xx means and what to do; the server's text is shown only in excerpt."""
+    text = _error_text(body)
+    excerpt = text[:BODY_EXCERPT].replace("\n", " ")
+    if status in (401, 403):
+        return f"HTTP {status}, the server refused the API key: check $OPENAI_API_KEY ({excerpt})"
+    if status == 404:
+        return f"HTTP 404, no such model or endpoint: check model= and base_url= ({excerpt})"
+    if status == 429:
+        return f"HTTP 429 insufficient_quota, the account has no quota left ({excerpt})"
+    lowered = body.lower()
+    if any(hint in lowered for hint in _CONTEXT_HINTS):
+        used, limit = _context_numbers(body)
+        sizes = f"prompt {prompt_chars} characters"
+        sizes += f" = {used} tokens" if used is not None else ""
+        sizes += f", server limit {limit} tokens" if limit is not None else ""
+        return (
+            f"HTTP {status}, the prompt does not fit the model's context ({sizes}): use a model "
+            f"or server with a longer context (llama.cpp: --ctx-size), or run fewer/shorter "
+            f"items (--limit, a shorter prompt template)"
+        )
+    return f"HTTP {status}: {excerpt}"
 
 
 @dataclass
@@ -133,6 +249,72 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+def _prompt_chars(body: dict[str, Any]) -> int:
+    return sum(len(str(m.get("content", ""))) for m in body.get("messages", ()))
+
+
+# -- running items with a stop switch -----------------------------------------------------------
+def run_stoppable(
+    jobs: Sequence[Callable[[], None]], workers: int, stop: threading.Event, grace: float
+) -> list[BaseException]:
+    """Run ``jobs`` on ``workers`` daemon threads, each taking the next job only when its last
+    one ended; returns the errors. The first error, or Ctrl-C in the calling thread, sets
+    ``stop``: no job starts after it, and jobs in flight get ``grace`` seconds to end (their
+    results are kept) before the errors are returned, or the KeyboardInterrupt re-raised."""
+    lock = threading.Lock()
+    queue = iter(jobs)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while not stop.is_set():
+            with lock:
+                job = next(queue, None)
+            if job is None:
+                return
+            try:
+                job()
+            except StoppedError:
+                return
+            except BaseException as exc:  # reported to the caller
+                with lock:
+                    errors.append(exc)
+                stop.set()
+                return
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(workers, len(jobs)))]
+    for thread in threads:
+        thread.start()
+    try:
+        _join(threads, stop, grace)
+    except KeyboardInterrupt:
+        stop.set()
+        busy = sum(t.is_alive() for t in threads)
+        print(
+            f"\nopenai-judge: interrupted, sending no more requests; waiting up to {grace:.0f} s "
+            f"for {busy} in flight (Ctrl-C again to quit now)",
+            file=sys.stderr,
+            flush=True,
+        )
+        deadline = time.monotonic() + grace
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        raise
+    return errors
+
+
+def _join(threads: list[threading.Thread], stop: threading.Event, grace: float) -> None:
+    """Wait for the workers; once ``stop`` is set, wait at most ``grace`` more seconds (a hung
+    request must not hold the error back for the whole HTTP time-out)."""
+    deadline: float | None = None
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.05)  # short waits: Ctrl-C reaches this thread at once
+            if stop.is_set():
+                deadline = deadline or time.monotonic() + grace
+                if time.monotonic() > deadline:
+                    return
+
+
 @register_model("openai-judge")
 class OpenAIJudgeLM(LM):
     def __init__(
@@ -145,8 +327,10 @@ class OpenAIJudgeLM(LM):
         max_retries: int | str = 6,
         timeout: float | str = 60.0,
         max_backoff: float | str = 30.0,
-        **_ignored: Any,
+        max_consecutive_failures: int | str = 8,
+        **harness: Any,
     ) -> None:
+        reject_unknown("openai-judge", harness, MODEL_ARGS)
         super().__init__()
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip(
@@ -158,11 +342,15 @@ class OpenAIJudgeLM(LM):
         self.max_retries = max(int(max_retries), 1)
         self.timeout = float(timeout)
         self.max_backoff = float(max_backoff)
+        self.max_consecutive_failures = max(int(max_consecutive_failures), 0)
         self.retries = 0
         self.requests_sent = 0
+        self.failures_in_row = 0
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
         self._lock = threading.Lock()
         self._session = requests.Session()
+        self._stop = threading.Event()  # set: start no more requests
+        self._abandoned = threading.Event()  # set: the run returned; drop late replies
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIJudgeLM(model={self.model!r}, base_url={self.base_url!r})"
@@ -175,24 +363,17 @@ class OpenAIJudgeLM(LM):
         for i, req in enumerate(requests_):
             groups.setdefault(req.args[0], []).append(i)
         results: list[tuple[float, bool] | None] = [None] * len(requests_)
-        bar = tqdm(total=len(groups), disable=disable_tqdm, desc="openai-judge requests")
 
-        def score(item: tuple[str, list[int]]) -> None:
-            context, idx = item
+        def score(context: str, idx: list[int]) -> None:
             labels = [requests_[i].args[1] for i in idx]
-            where = f"item {requests_[idx[0]].doc_id} of {requests_[idx[0]].task_name}"
-            lps, _covered = self.score_item(context, labels, where)
+            lps, _covered = self.score_item(context, labels, _where(requests_[idx[0]]))
             best = max(range(len(lps)), key=lps.__getitem__)
             for j, i in enumerate(idx):
                 results[i] = (lps[j], j == best)
-                self.cache_hook.add_partial("loglikelihood", requests_[i].args, results[i])
-            bar.update(1)
+                self._cache("loglikelihood", requests_[i].args, results[i])
 
-        with ThreadPoolExecutor(max_workers=self.num_concurrent) as pool:
-            for future in [pool.submit(score, item) for item in groups.items()]:
-                future.result()  # re-raise the first failure; finished items stay cached
-        bar.close()
-        print(self.usage_summary())
+        jobs = [lambda c=c, idx=idx: score(c, idx) for c, idx in groups.items()]
+        self._run(jobs, "openai-judge requests", disable_tqdm)
         return results  # type: ignore[return-value]
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], **kwargs: Any) -> str:
@@ -207,21 +388,63 @@ class OpenAIJudgeLM(LM):
     def generate_until(self, requests_: list[Any], disable_tqdm: bool = False) -> list[str]:
         """Verbalized judgments: one greedy chat completion per request, cut at ``until``."""
         results: list[str | None] = [None] * len(requests_)
-        bar = tqdm(total=len(requests_), disable=disable_tqdm, desc="openai-judge generations")
 
         def generate(i: int) -> None:
             context, gen_kwargs = requests_[i].args
-            where = f"item {requests_[i].doc_id} of {requests_[i].task_name}"
-            results[i] = self.generate_item(context, dict(gen_kwargs or {}), where)
-            self.cache_hook.add_partial("generate_until", requests_[i].args, results[i])
-            bar.update(1)
+            results[i] = self.generate_item(context, dict(gen_kwargs or {}), _where(requests_[i]))
+            self._cache("generate_until", requests_[i].args, results[i])
 
-        with ThreadPoolExecutor(max_workers=self.num_concurrent) as pool:
-            for future in [pool.submit(generate, i) for i in range(len(requests_))]:
-                future.result()
-        bar.close()
-        print(self.usage_summary())
+        jobs = [lambda i=i: generate(i) for i in range(len(requests_))]
+        self._run(jobs, "openai-judge generations", disable_tqdm)
         return results  # type: ignore[return-value]
+
+    # -- the run --------------------------------------------------------------------------
+    def _run(self, jobs: list[Callable[[], None]], desc: str, disable_tqdm: bool) -> None:
+        """All items, stopping at the first fatal error or Ctrl-C (see the module docstring)."""
+        self._stop, self._abandoned = threading.Event(), threading.Event()
+        self.failures_in_row = 0
+        bar = tqdm(total=len(jobs), disable=disable_tqdm, desc=desc)
+        done = [0]
+
+        def counted(job: Callable[[], None]) -> Callable[[], None]:
+            def run() -> None:
+                job()
+                with self._lock:
+                    done[0] += 1
+                bar.update(1)
+
+            return run
+
+        try:
+            errors = run_stoppable(
+                [counted(j) for j in jobs], self.num_concurrent, self._stop, STOP_GRACE_S
+            )
+        finally:
+            self._abandoned.set()  # replies after the grace period are not cached
+            bar.close()
+            print(self.usage_summary(), flush=True)
+        if not errors:
+            return
+        first = errors[0]
+        if not isinstance(first, APIJudgeError):
+            raise first  # a bug, not an API failure: keep its traceback
+        raise self._stopped_error(first, done[0], len(jobs)) from None
+
+    def _stopped_error(self, first: APIJudgeError, done: int, total: int) -> APIJudgeError:
+        keep = (
+            "they are cached (--use_cache), so a rerun sends only the rest"
+            if self.cache_hook.dbdict is not None
+            else "add --use_cache DIR so that a rerun keeps finished items"
+        )
+        reason = redact(str(first), self._api_key)
+        return APIJudgeError(
+            f"openai-judge stopped: {reason} ({done} of {total} items done; {keep})"
+        )
+
+    def _cache(self, kind: str, args: Any, result: Any) -> None:
+        """Cache a finished item, unless the run was abandoned (the process may be exiting)."""
+        if not self._abandoned.is_set():
+            self.cache_hook.add_partial(kind, args, result)
 
     # -- one item -------------------------------------------------------------------------
     def score_item(
@@ -267,40 +490,57 @@ class OpenAIJudgeLM(LM):
 
     def _chat(self, body: dict[str, Any], where: str) -> dict[str, Any]:
         """One chat completion with retries; counts token usage."""
-        try:
-            data = self._post_with_retries(body)
-        except TransientAPIError as exc:
-            raise APIJudgeError(
-                f"{where}: gave up after {self.max_retries} attempts: {exc}"
-            ) from None
+        data = self._post_with_retries(body, where)
         usage = data.get("usage") or {}
         with self._lock:
             for key in self.usage:
                 self.usage[key] += int(usage.get(key) or 0)
         return data
 
-    def _post_with_retries(self, body: dict[str, Any]) -> dict[str, Any]:
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            backoff = min(0.5 * 2 ** (state.attempt_number - 1), self.max_backoff)
-            if isinstance(exc, TransientAPIError) and exc.retry_after is not None:
-                return min(exc.retry_after, self.max_backoff)
-            return backoff
-
-        def count(state: RetryCallState) -> None:
+    def _post_with_retries(self, body: dict[str, Any], where: str) -> dict[str, Any]:
+        """``max_retries`` attempts with exponential backoff (``Retry-After`` honoured, both
+        capped by ``max_backoff``); a stop ends the wait at once."""
+        for attempt in range(1, self.max_retries + 1):
+            if self._stop.is_set():
+                raise StoppedError
+            try:
+                data = self._post_once(body, where)
+            except TransientAPIError as exc:
+                self._count_failure(exc, where)
+                if attempt == self.max_retries:
+                    raise APIJudgeError(
+                        f"{where}: gave up after {self.max_retries} attempts: {exc}"
+                    ) from None
+                with self._lock:
+                    self.retries += 1
+                if self._stop.wait(self._backoff(attempt, exc)):
+                    raise StoppedError from None
+                continue
             with self._lock:
-                self.retries += 1
+                self.failures_in_row = 0
+            return data
+        raise AssertionError("unreachable")
 
-        call = retry(
-            retry=retry_if_exception_type(TransientAPIError),
-            stop=stop_after_attempt(self.max_retries),
-            wait=wait,
-            before_sleep=count,
-            reraise=True,
-        )(self._post_once)
-        return call(body)
+    def _backoff(self, attempt: int, exc: TransientAPIError) -> float:
+        if exc.retry_after is not None:
+            return min(exc.retry_after, self.max_backoff)
+        return min(0.5 * 2 ** (attempt - 1), self.max_backoff)
 
-    def _post_once(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _count_failure(self, exc: TransientAPIError, where: str) -> None:
+        """A run of failed requests means the server is down: stop instead of retrying on."""
+        if not exc.outage:
+            return
+        with self._lock:
+            self.failures_in_row += 1
+            n = self.failures_in_row
+        if self.max_consecutive_failures and n >= self.max_consecutive_failures:
+            raise APIJudgeError(
+                f"the server at {self.base_url} looks down: {n} requests in a row failed "
+                f"(last: {exc}, {where}); try again later (max_consecutive_failures= sets the "
+                f"limit, 0 turns it off)"
+            )
+
+    def _post_once(self, body: dict[str, Any], where: str) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -314,15 +554,19 @@ class OpenAIJudgeLM(LM):
                 timeout=self.timeout,
             )
         except requests.Timeout:
-            raise TransientAPIError(f"timed out after {self.timeout:.0f} s") from None
+            raise TransientAPIError(f"timed out after {self.timeout:g} s") from None
         except requests.ConnectionError as exc:
             raise TransientAPIError(f"connection failed: {type(exc).__name__}") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientAPIError(
-                f"HTTP {response.status_code}", retry_after=_retry_after(response)
+        status = response.status_code
+        if status == 429 and "insufficient_quota" not in response.text:
+            raise TransientAPIError("HTTP 429", retry_after=_retry_after(response), outage=False)
+        if status == 408 or status >= 500:
+            raise TransientAPIError(f"HTTP {status}", retry_after=_retry_after(response))
+        if status >= 400:
+            text = redact(response.text, self._api_key)
+            raise APIJudgeError(
+                f"{where}: {client_error_message(status, text, _prompt_chars(body))}"
             )
-        if response.status_code >= 400:
-            raise APIJudgeError(f"HTTP {response.status_code}: {response.text[:300]}")
         try:
             return response.json()
         except ValueError:
@@ -334,3 +578,7 @@ class OpenAIJudgeLM(LM):
             f"{self.usage['prompt_tokens']} prompt + {self.usage['completion_tokens']} "
             f"completion tokens"
         )
+
+
+def _where(request: Any) -> str:
+    return f"item {request.doc_id} of {request.task_name}"
