@@ -17,18 +17,32 @@ class DataDirError(UserError, FileNotFoundError):
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """An explicit path wins, then $DISTJUDGE_DATA_DIR, then the ``distjudge data fetch`` cache."""
+    """An explicit path wins, then $DISTJUDGE_DATA_DIR, then the ``distjudge data fetch`` cache.
+
+    The error names where the missing path came from, so it never blames a setting the user
+    did not make.
+    """
+    holding = "a folder holding snli/, summeval/, mt_bench/, chaosnli/ (or your data files)"
     if data_dir:
-        path, origin = Path(data_dir).expanduser(), "the data_dir setting"
+        path = Path(data_dir).expanduser()
+        fix = f"point --data_dir (metadata data_dir) at {holding}"
     elif os.environ.get(DATA_DIR_ENV):
-        path, origin = Path(os.environ[DATA_DIR_ENV]).expanduser(), f"${DATA_DIR_ENV}"
+        path = Path(os.environ[DATA_DIR_ENV]).expanduser()
+        fix = f"set ${DATA_DIR_ENV} to {holding}, or pass --data_dir"
     else:
-        path, origin = DEFAULT_DATA_DIR, "the default location"
+        path = DEFAULT_DATA_DIR
+        fix = f"pass --data_dir (or set ${DATA_DIR_ENV}) to {holding}"
     if not path.is_dir():
+        origin = (
+            "given by --data_dir"
+            if data_dir
+            else f"from ${DATA_DIR_ENV}"
+            if os.environ.get(DATA_DIR_ENV)
+            else "the default"
+        )
         raise DataDirError(
-            f"data dir {path} (from {origin}) does not exist: set ${DATA_DIR_ENV} or pass "
-            f"--data_dir to a folder holding snli/, summeval/, mt_bench/ (mnli/), or run "
-            f"`distjudge data fetch` to download the originals to {DEFAULT_DATA_DIR}"
+            f"data dir {path} ({origin}) does not exist: {fix}, or run "
+            f"`distjudge data fetch --data_dir {path}` to download the originals there"
         )
     return path
 

@@ -74,8 +74,16 @@ class DistributionTask(ConfigurableTask):
                 cfg[key] = value
         cfg["metadata"].setdefault("version", 1.0)
         self.temperature = _temperature(meta.get("temperature", 1.0), name)
+        # Load (and cache) the data first, so an empty split is one clear line.
+        data = task_dataset(spec, **{**meta, **kwargs})
+        for split in {cfg["test_split"], cfg["training_split"]}:
+            if split in ("train", "test") and len(data[split]) == 0:
+                raise UserError(
+                    f"{name}: the {split} split has no items (of {sum(map(len, data.values()))});"
+                    " add items, or change dataset_kwargs.train_fraction / split_by / split_field"
+                )
+        self._check_prompt_fields(name, cfg.get("doc_to_text"), data["test"].column_names)
         super().__init__(config=cfg)
-        self._check_prompt_fields()
         # Skipped rows per reason travel into lm-eval's results (configs.<task>.metadata).
         _, skips = load_with_skips(
             spec, meta.get("data_dir"), meta.get("strict"), meta.get("config_source")
@@ -87,18 +95,14 @@ class DistributionTask(ConfigurableTask):
             from distjudge_eval.verbalized import reply_text, score
 
             return score(doc, reply_text(results), self.label_set)
+        if self.temperature == 1.0:
+            return metrics.process_results(doc, results)
         return metrics.process_results(doc, results, temperature=self.temperature)
 
-    def _check_prompt_fields(self) -> None:
-        """A typo in ``{{field}}`` would render as empty text: name it instead."""
-        template = self.config.doc_to_text
-        docs = self.test_docs() or self.training_docs()
-        if not isinstance(template, str) or docs is None or len(docs) == 0:
-            if docs is not None and len(docs) == 0:
-                raise UserError(
-                    f"{self.config.task}: the {self.config.test_split} split has no items; "
-                    "add items or change dataset_kwargs.train_fraction / split_field"
-                )
+    @staticmethod
+    def _check_prompt_fields(name: str, template: Any, fields: list[str]) -> None:
+        """A typo in ``{{field}}`` would fail deep inside lm-eval: name it instead."""
+        if not isinstance(template, str):
             return
         import jinja2
         from jinja2 import meta as jinja_meta
@@ -106,12 +110,11 @@ class DistributionTask(ConfigurableTask):
         try:
             names = jinja_meta.find_undeclared_variables(jinja2.Environment().parse(template))
         except jinja2.TemplateSyntaxError as exc:
-            raise UserError(f"{self.config.task}: doc_to_text is not a valid template: {exc}")
-        fields = set(docs[0])
-        missing = sorted(names - fields)
+            raise UserError(f"{name}: doc_to_text is not a valid template: {exc}") from None
+        missing = sorted(names - set(fields))
         if missing:
             raise UserError(
-                f"{self.config.task}: doc_to_text uses {', '.join(missing)} but items have "
+                f"{name}: doc_to_text uses {', '.join(missing)} but items have "
                 f"{', '.join(sorted(fields))}; add them to dataset_kwargs.fields"
             )
 

@@ -113,8 +113,10 @@ def test_task_dataset_has_train_and_test_and_ignores_lm_eval_metadata(data_dir: 
 
 
 def write_jsonl(path: Path, rows: list, gz: bool = False) -> Path:
-    lines = [r if isinstance(r, bytes) else (r if isinstance(r, str) else json.dumps(r)).encode()
-             for r in rows]
+    lines = [
+        r if isinstance(r, bytes) else (r if isinstance(r, str) else json.dumps(r)).encode()
+        for r in rows
+    ]
     data = b"\n".join(lines) + b"\n"
     path.write_bytes(gzip.compress(data) if gz else data)
     return path
@@ -192,7 +194,8 @@ def test_mtbench_malformed_votes_are_counted(tmp_path: Path, data_dir: Path) -> 
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(DataDirError, match="from the data_dir setting.*--data_dir"):
+    given = r"given by --data_dir\) does not exist: point --data_dir"
+    with pytest.raises(DataDirError, match=given):
         load_items("snli", data_dir=tmp_path / "nope")
     with pytest.raises(DataDirError, match="distjudge data fetch --datasets mnli"):
         load_items("mnli", data_dir=tmp_path)

@@ -19,8 +19,6 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from distjudge_eval.errors import UserError
-
 from distjudge_eval.data.fetch import (
     SOURCES,
     ChecksumError,
@@ -30,6 +28,7 @@ from distjudge_eval.data.fetch import (
     VerificationError,
     fetch,
 )
+from distjudge_eval.errors import UserError
 
 PINNED = ("snli", "summeval", "mt_bench", "chaosnli")
 MNLI_KEY = "mnli/multinli_1.0.zip"
@@ -175,7 +174,7 @@ def test_fetch_real_files_then_nothing_to_do(
     assert _saved(tmp_path) == set(real_files)
     for dest, data in real_files.items():
         assert (tmp_path / dest).read_bytes() == data, dest
-    assert "23 downloaded" in report.summary()
+    assert "26 downloaded" in report.summary()
 
     server.requests.clear()
     again = fetch(tmp_path, PINNED, url_rewrite=server.rewrite)

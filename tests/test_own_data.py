@@ -24,7 +24,9 @@ HEAD = "class: !function distjudge_eval.task.DistributionTask\n"
 
 def build(folder: Path, name: str, metadata: dict | None = None):
     """The task as lm-eval builds it from a user's folder."""
-    manager = TaskManager(include_path=[str(tasks_dir()), str(folder)], metadata=metadata)
+    manager = TaskManager(
+        include_path=[str(tasks_dir()), str(folder)], include_defaults=False, metadata=metadata
+    )
     tasks = get_task_dict([name], manager)
     return tasks[name]
 
@@ -53,7 +55,7 @@ TOXICITY_YAML = HEAD + (
     "  votes_field: r\n"
     "  fields: [comment]\n"
     "  split_by: thread\n"
-    "  synonyms: {toxic: [yes, offensive]}\n"
+    "  synonyms: {toxic: ['yes', offensive]}\n"
 )
 
 
@@ -135,7 +137,7 @@ def test_saved_datasets_folder(tmp_path: Path) -> None:
     rows = [{"id": f"i{i}", "t": str(i), "v": ["yes", "no", "yes"][: 1 + i % 3]} for i in range(9)]
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
     (tmp_path / "ds.yaml").write_text(
-        HEAD + "task: my_saved\ndoc_to_choice: [yes, no]\n"
+        HEAD + "task: my_saved\ndoc_to_choice: ['yes', 'no']\n"
         'doc_to_text: "{{t}}"\n'
         "dataset_kwargs:\n  data_files: saved\n  votes_field: v\n  fields: [t]\n"
         "  train_fraction: 0.5\n"
@@ -145,7 +147,7 @@ def test_saved_datasets_folder(tmp_path: Path) -> None:
 
 
 def test_malformed_rows_are_counted_per_reason(tmp_path: Path) -> None:
-    rows = toxicity_rows(12)
+    rows = toxicity_rows(30)
     bad = [
         {"comment_id": "m1", "thread": "x", "r": ["toxic"]},  # missing field comment
         {"comment_id": "m2", "thread": "x", "comment": "z", "r": ["rude"]},  # outside the set
@@ -159,7 +161,7 @@ def test_malformed_rows_are_counted_per_reason(tmp_path: Path) -> None:
         fh.write("{not json\n")
     (tmp_path / "toxicity.yaml").write_text(TOXICITY_YAML)
     task = build(tmp_path, "my_toxicity")
-    assert len(task.training_docs()) + len(task.test_docs()) == 12
+    assert len(task.training_docs()) + len(task.test_docs()) == 30
     assert task.config.metadata["skipped_rows"] == {
         "missing field comment": 1,
         "label outside the label set": 1,
@@ -169,7 +171,7 @@ def test_malformed_rows_are_counted_per_reason(tmp_path: Path) -> None:
         "duplicate id": 1,
         "bad JSON": 1,
     }
-    with pytest.raises(MalformedDataError, match=r"votes.jsonl:13: missing field comment"):
+    with pytest.raises(MalformedDataError, match=r"votes.jsonl:31: missing field comment"):
         build(tmp_path, "my_toxicity", metadata={"strict": True})
 
 
@@ -200,6 +202,7 @@ def test_nan_and_negative_counts_are_skipped(tmp_path: Path) -> None:
         ("  votes_feild: r\n", r"unknown key 'votes_feild' \(did you mean votes_field\?\)"),
         ("  votes_format: tallies\n", r"votes_format must be one of"),
         ("  split_pattern: 'abc'\n", r"split_pattern needs one \(group\)"),
+        ("  label_map: {yes: toxic}\n", r"YAML boolean True: .*quote them"),
     ],
 )
 def test_spec_mistakes_are_one_line(toxicity: Path, yaml_extra: str, message: str) -> None:
@@ -248,9 +251,9 @@ def test_catalog_lists_builtin_and_user_tasks(toxicity: Path) -> None:
 @pytest.fixture(scope="module")
 def nli_tasks(data_dir: Path) -> dict:
     meta = {"data_dir": str(data_dir)}
-    manager = TaskManager(include_path=str(tasks_dir()), metadata=meta)
-    names = ["distjudge_snli", "distjudge_mnli", "distjudge_chaosnli_snli", "distjudge_chaosnli_mnli"]
-    return get_task_dict(names, manager)
+    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=meta)
+    names = ["snli", "mnli", "chaosnli_snli", "chaosnli_mnli"]
+    return get_task_dict([f"distjudge_{n}" for n in names], manager)
 
 
 def _all_docs(task) -> list[dict]:
@@ -269,7 +272,7 @@ def test_chaosnli_snli_keeps_snli_ids_and_split(nli_tasks: dict) -> None:
             twin["split_key"],
             twin["premise"],
         )
-    assert Counter(d["split"] for d in chaos) == {"train": 1199, "test": 315}
+    assert Counter(d["split"] for d in chaos) == {"train": 1197, "test": 317}
 
 
 def test_mnli_runs_on_the_chaosnli_items_with_their_five_labels(nli_tasks: dict) -> None:
@@ -281,4 +284,4 @@ def test_mnli_runs_on_the_chaosnli_items_with_their_five_labels(nli_tasks: dict)
         twin = chaos[doc["id"]]
         assert doc["split"] == twin["split"] and doc["split_key"] == doc["id"][:-1]
         assert twin["n_votes"] == 100
-    assert Counter(d["split"] for d in mnli) == {"train": 1288, "test": 311}
+    assert Counter(d["split"] for d in mnli) == {"train": 1271, "test": 328}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import json
 from pathlib import Path
 
@@ -125,7 +124,7 @@ def test_swapped_task_data_is_the_same_items_flipped(data_dir: Path) -> None:
         assert a["id"] == b["id"] and a["answer_a"] == b["answer_b"]
         assert b["p"] == pytest.approx([a["p"][1], a["p"][0], a["p"][2]])
     snli = dataclasses.replace(find_task("distjudge_snli").spec, order="swapped")
-    with pytest.raises(UserError, match="order swapped needs a pairwise label set"):
+    with pytest.raises(UserError, match="order swapped needs a pairwise task"):
         task_dataset(snli, data_dir=str(data_dir))
 
 

@@ -82,8 +82,10 @@ def info(
             items, skips = load_with_skips(entry.spec, data_dir, strict, config_source=source)
         except UserError as exc:
             failed += 1
-            print(f"| {entry.name} | {_dataset_of(entry.spec.data_files[0])} | missing or bad: "
-                  f"{exc} | | | |")
+            print(
+                f"| {entry.name} | {_dataset_of(entry.spec.data_files[0])} | missing or bad: "
+                f"{exc} | | | |"
+            )
             continue
         n_train = sum(it["split"] == "train" for it in items)
         skipped = "; ".join(f"{n} {why}" for why, n in skips.counts.items()) or "0"

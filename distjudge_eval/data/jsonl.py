@@ -31,7 +31,7 @@ def _binary_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     line_no = 0
     try:
         with opener(path, "rb") as fh:
-            for line_no, line in enumerate(fh, start=1):  # noqa: B007
+            for line_no, line in enumerate(fh, start=1):
                 yield line_no, line
     except (OSError, EOFError, zlib.error) as exc:
         raise DamagedFileError(

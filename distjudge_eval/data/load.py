@@ -82,9 +82,7 @@ def load_with_skips(
     path = resolve_data_file(spec, data_dir, config_source)
     strict = strict_from_env() if strict is None else _as_bool(strict)
     items, skips = _load_cached(spec, str(path), strict, spec.data_files[0])
-    (logger.warning if skips.counts else logger.info)(
-        f"{skips.summary()}; kept {len(items)} items"
-    )
+    (logger.warning if skips.counts else logger.info)(f"{skips.summary()}; kept {len(items)} items")
     return items, skips
 
 
@@ -99,8 +97,11 @@ def _load_cached(
     if spec.order == "swapped":
         from distjudge_eval.pairwise import swap_item
 
-        if len(spec.labels) not in (2, 3):
-            raise UserError(f"{source}: order swapped needs a pairwise label set (A, B[, tie])")
+        if len(spec.labels) not in (2, 3) or not {"answer_a", "answer_b"} <= set(items[0]):
+            raise UserError(
+                f"{source}: order swapped needs a pairwise task: labels (A, B[, tie]) and "
+                "fields answer_a, answer_b"
+            )
         items = [swap_item(it) for it in items]
     return items, skips
 

@@ -92,7 +92,10 @@ def _paths(value: Any, key: str) -> tuple[str, ...]:
 def label_text(value: Any) -> str:
     """A label as text: YAML/JSON numbers become their plain spelling (2.0 -> "2")."""
     if isinstance(value, bool):
-        return str(value).lower()
+        raise UserError(
+            f"a label or vote value reads as the YAML boolean {value}: yes/no/true/false/on/off "
+            "are booleans in YAML, so quote them, e.g. doc_to_choice: ['yes', 'no']"
+        )
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
