@@ -123,3 +123,71 @@ def test_loss_gradient_flows_to_scores_only_through_q() -> None:
     assert scores.grad is not None and torch.isfinite(scores.grad).all()
     with pytest.raises(ValueError, match="alpha"):
         hybrid_loss(scores, p, p, alpha=1.5, epsilon=0.0)
+
+
+NEG_INF = float("-inf")
+
+
+@pytest.mark.parametrize(("alpha", "eps"), [(0.0, 0.0), (1.0, 0.0), (0.8, 0.25), (1.0, 0.25)])
+def test_a_label_scored_minus_inf_keeps_loss_and_gradients_finite(alpha: float, eps: float) -> None:
+    """q_k = 0 where neither p nor the plurality r puts weight: CE used to be 0·(−∞) = NaN."""
+    scores = torch.tensor([[-1.0, NEG_INF, -0.5], [NEG_INF, -0.3, -2.0]], requires_grad=True)
+    p = torch.tensor([[0.6, 0.0, 0.4], [0.0, 0.7, 0.3]])
+    target = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    parts = hybrid_loss(scores, p, target, alpha=alpha, epsilon=eps)
+    for name in ("loss", "kl", "kl_adv", "ce"):
+        assert torch.isfinite(getattr(parts, name)), name
+    parts.loss.backward()
+    assert torch.isfinite(scores.grad).all()
+    finite = torch.isfinite(scores.detach())
+    # the −inf label has zero probability and gets no gradient; the others match a reference
+    # computed on the finite labels alone (q_k = 0 changes nothing else)
+    assert (scores.grad[~finite] == 0).all()
+    if eps == 0:
+        ref_scores = torch.tensor([[-1.0, -0.5], [-0.3, -2.0]], requires_grad=True)
+        ref_p = torch.tensor([[0.6, 0.4], [0.7, 0.3]])
+        ref_t = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+        ref = hybrid_loss(ref_scores, ref_p, ref_t, alpha=alpha, epsilon=0.0)
+        ref.loss.backward()
+        assert float(parts.loss.detach()) == pytest.approx(float(ref.loss.detach()), abs=1e-6)
+        torch.testing.assert_close(scores.grad[finite], ref_scores.grad.flatten())
+
+
+def test_minus_inf_where_people_put_mass_is_finite_at_the_floor() -> None:
+    """p_k > 0 (or r_k > 0) on a label with q_k = 0: read as q_k = 1e-12, not +∞ or NaN."""
+    scores = torch.tensor([[NEG_INF, 0.0, 0.0]], requires_grad=True)
+    p = torch.tensor([[0.5, 0.5, 0.0]])
+    target = torch.tensor([[0.5, 0.5, 0.0]])
+    parts = hybrid_loss(scores, p, target, alpha=0.5, epsilon=0.25)
+    assert torch.isfinite(parts.loss)
+    log_floor = float(np.log(1e-12))
+    ce = -(0.5 * log_floor + 0.5 * np.log(0.5))
+    assert float(parts.ce) == pytest.approx(ce, rel=1e-6)
+    assert float(parts.kl) == pytest.approx(0.5 * (np.log(0.5) - log_floor), rel=1e-6)
+    parts.loss.backward()
+    assert torch.isfinite(scores.grad).all()
+    p_adv = adversarial_target(p, torch.log_softmax(scores.detach(), -1), 0.25, 5, 0.05)
+    assert torch.isfinite(p_adv).all() and float(p_adv.sum()) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1e4, -1e4])
+def test_extreme_finite_scores_are_used_as_they_are(scale: float) -> None:
+    """±1e4 score gaps: log q = −2e4 is finite and used as is (no floor), loss and gradients
+    finite, and the loss equals the float64 hand computation."""
+    scores = torch.tensor([[scale, -scale, 0.0], [0.0, scale, -scale]], requires_grad=True)
+    p = np.array([[0.6, 0.0, 0.4], [0.2, 0.4, 0.4]])
+    target = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    for alpha, eps in [(0.8, 0.25), (0.0, 0.0), (1.0, 0.0)]:
+        scores.grad = None
+        parts = hybrid_loss(scores, torch.tensor(p), torch.tensor(target), alpha=alpha, epsilon=eps)
+        assert torch.isfinite(parts.loss)
+        if alpha > 0:  # q puts e^-1e4 where p puts 0.4: a huge but finite KL
+            assert float(parts.loss) > 100
+        parts.loss.backward()
+        assert torch.isfinite(scores.grad).all()
+        if eps == 0:
+            s = scores.detach().double().numpy()
+            log_q = s - np.logaddexp.reduce(s, axis=-1, keepdims=True)
+            kl = np.where(p > 0, p * (np.log(np.maximum(p, 1e-300)) - log_q), 0).sum(-1).mean()
+            ce = -np.where(target > 0, target * log_q, 0).sum(-1).mean()
+            assert float(parts.loss) == pytest.approx(alpha * kl + (1 - alpha) * ce, rel=1e-5)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from distjudge_eval.errors import UserError
+
 
 @pytest.fixture(scope="module")
 def tokenizer():
@@ -29,5 +31,5 @@ def test_group_trains_on_every_dimension(tokenizer, data_dir: Path, monkeypatch)
     assert all(len(ex.p) == 5 for ex in examples)
     listed = build_examples("distjudge_snli,distjudge_mtbench", tokenizer, max_items=1)
     assert len(listed) == 2
-    with pytest.raises(ValueError, match="different label counts"):
+    with pytest.raises(UserError, match="different label counts"):
         build_examples("distjudge_snli,distjudge_summeval_fluency", tokenizer, max_items=1)

@@ -2,14 +2,18 @@
 
 Flags are the :class:`DistJudgeConfig` fields plus every ``transformers.TrainingArguments``
 flag (``--learning_rate``, ``--num_train_epochs``, ``--bf16``, ``--gradient_checkpointing``,
-``--resume_from_checkpoint`` ...), so ``accelerate launch -m trainer ...`` scales out as usual.
+``--resume_from_checkpoint`` ...), in either spelling (``--num-train-epochs``), or from a YAML
+file (``--config run.yaml``; flags on the command line win), so ``accelerate launch -m trainer
+...`` scales out as usual.
+
+Order of work: settings are checked, then the task names, the data dir and the train docs
+(every p), and only then does the model load, so a mistake costs seconds, not a model load.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,36 +23,30 @@ from trainer.config import DistJudgeConfig, ModelSettings
 
 logger = logging.getLogger("distjudge")
 
-# Our defaults where they differ from TrainingArguments' (the user's flags still win).
-TRAINING_DEFAULTS = {
-    "learning_rate": "5e-5",
-    "num_train_epochs": "2",
-    "per_device_train_batch_size": "4",
-    "logging_steps": "10",
-    "save_strategy": "epoch",
-    "report_to": "none",
-    "remove_unused_columns": "False",
-    "optim": "adamw_torch",
-}
-
-
-def with_defaults(argv: Sequence[str], defaults: dict[str, str]) -> list[str]:
-    """``argv`` plus our defaults for every flag the user did not give."""
-    args = list(argv)
-    given = {a.split("=", 1)[0].lstrip("-") for a in args if a.startswith("--")}
-    for key, value in defaults.items():
-        if key not in given:
-            args += [f"--{key}", value]
-    return args
+PROG = "distjudge train"
 
 
 def parse(argv: Sequence[str]) -> tuple[DistJudgeConfig, Any]:
-    from transformers import HfArgumentParser, TrainingArguments
+    """Flags (and ``--config file.yaml``) into our settings and the TrainingArguments."""
+    from trainer.args import DistJudgeTrainingArguments
+    from trainer.parsing import parse_args
 
-    args = with_defaults(argv, TRAINING_DEFAULTS)
-    parser = HfArgumentParser((DistJudgeConfig, TrainingArguments))
-    config, training_args = parser.parse_args_into_dataclasses(args)
+    config, training_args = parse_args(
+        argv, (DistJudgeConfig, DistJudgeTrainingArguments), PROG, __doc__
+    )
     return config, training_args
+
+
+def preflight(config: ModelSettings, training_args: Any, command: str) -> None:
+    """Every check that needs no model (cheap to repeat: the task index is cached), and
+    ``--resume_from_checkpoint True`` resolved to the newest checkpoint in output_dir."""
+    from trainer import parsing
+
+    parsing.preflight(config, command)
+    resume = parsing.resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    if resume:
+        logger.info("resuming from %s", resume)
+    training_args.resume_from_checkpoint = resume
 
 
 def load_model_and_tokenizer(config: ModelSettings) -> tuple[Any, Any]:
@@ -72,37 +70,38 @@ def load_model_and_tokenizer(config: ModelSettings) -> tuple[Any, Any]:
         if getattr(model.config, "quantization_config", None) is not None:
             del model.config.quantization_config
     if config.use_lora:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        targets = config.lora_target_modules
-        lora = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=targets if targets == "all-linear" else targets.split(","),
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)
+        model = get_peft_model(model, lora_config(config))
     return model, tokenizer
 
 
+def lora_config(config: ModelSettings) -> Any:
+    """The peft LoraConfig of our LoRA flags (TRL's get_peft_config, in our flag names)."""
+    from peft import LoraConfig
+
+    targets = config.lora_target_modules
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets if targets == "all-linear" else targets.split(","),
+        task_type="CAUSAL_LM",
+    )
+
+
 def train(config: DistJudgeConfig, training_args: Any) -> Path:
+    """Docs first (fast failures), then the model, then the Trainer."""
     from distjudge_eval.readout import label_first_tokens
-    from distjudge_eval.settings import DATA_DIR_ENV
-    from trainer.data import build_examples, collate
+    from trainer.data import build_examples, collate, load_docs
     from trainer.trainer import DistJudgeTrainer
 
-    if config.data_dir:
-        os.environ[DATA_DIR_ENV] = str(Path(config.data_dir).expanduser().resolve())
+    preflight(config, training_args, PROG)
+    docs = load_docs(config.task, config.max_train_items, config.user_paths())
     model, tokenizer = load_model_and_tokenizer(config)
     if config.use_lora and training_args.gradient_checkpointing:
         model.enable_input_require_grads()
-    examples = build_examples(
-        config.task,
-        tokenizer,
-        max_items=config.max_train_items,
-        apply_chat_template=config.apply_chat_template,
-    )
+    examples = build_examples(docs, tokenizer, apply_chat_template=config.apply_chat_template)
     logger.info("training on %d train-split items of %s", len(examples), config.task)
     first_tokens = None
     if config.readout == "first_token":
@@ -148,13 +147,20 @@ def eval_hint(config: ModelSettings, out: Path, tasks: str) -> str:
         f",gguf_file={config.gguf_file}" if config.gguf_file else ""
     )
     target = base + f",peft={out}" if config.use_lora else f"pretrained={out}"
-    command = f"distjudge eval --model hf-judge --model_args {target} --tasks {tasks}"
+    include = f" --include_path {config.include_path}" if config.include_path else ""
+    command = f"distjudge eval --model hf-judge --model_args {target} --tasks {tasks}{include}"
     return f"saved to {out}\nevaluate: {command}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config, training_args = parse(sys.argv[1:] if argv is None else argv)
-    out = train(config, training_args)
-    print(eval_hint(config, out, config.task))
-    return 0
+    from trainer.parsing import early_checks, run_main
+
+    def body() -> int:
+        args = sys.argv[1:] if argv is None else list(argv)
+        early_checks(args, DistJudgeConfig, PROG)
+        config, training_args = parse(args)
+        out = train(config, training_args)
+        print(eval_hint(config, out, config.task))
+        return 0
+
+    return run_main(PROG, body)

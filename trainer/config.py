@@ -1,17 +1,43 @@
-"""Settings of distjudge training runs; saved beside the adapter so a run can be repeated."""
+"""Settings of distjudge training runs; saved beside the adapter so a run can be repeated.
+
+Each dataclass checks its values on construction (``__post_init__``), so a bad number fails as
+one line before anything heavy loads, whichever way the settings arrive (flags, ``--config``
+YAML, or Python).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from distjudge_eval.errors import UserError
+
+READOUTS = ("full", "first_token")
+REWARDS = ("brier", "log")
+TIES = ("drop", "half")
+
 
 @dataclass
 class ModelSettings:
-    """What every distjudge trainer shares: the base model, the data, the LoRA adapter."""
+    """What every distjudge trainer shares: the base model, the data, the LoRA adapter.
 
-    task: str = field(default="distjudge_snli", metadata={"help": "a distjudge lm-eval task"})
+    Flag names are ours (``--model``, ``--use_lora``); TRL's spellings for the same settings
+    (``--model_name_or_path``, ``--use_peft``) are accepted as aliases.
+    """
+
+    task: str = field(
+        default="distjudge_snli",
+        metadata={"help": "a distjudge lm-eval task, a comma-separated list, or a group"},
+    )
+    include_path: str | None = field(
+        default=None,
+        metadata={"help": "a folder of your own lm-eval task YAMLs (as in distjudge eval)"},
+    )
     model: str | None = field(
-        default=None, metadata={"help": "HF model dir or id (default: the embedded SmolLM2)"}
+        default=None,
+        metadata={
+            "help": "HF model dir or id (default: the embedded SmolLM2)",
+            "aliases": ["--model_name_or_path"],
+        },
     )
     gguf_file: str | None = field(default=None, metadata={"help": "GGUF file inside --model"})
     apply_chat_template: bool = field(
@@ -20,10 +46,13 @@ class ModelSettings:
     max_train_items: int | None = field(
         default=None, metadata={"help": "cap on train-split items (first N in split order)"}
     )
-    use_lora: bool = field(default=True, metadata={"help": "LoRA adapter; False: full fine-tune"})
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    use_lora: bool = field(
+        default=True,
+        metadata={"help": "LoRA adapter; False: full fine-tune", "aliases": ["--use_peft"]},
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
     lora_target_modules: str = field(
         default="q_proj,k_proj,v_proj,o_proj",
         metadata={"help": "comma-separated module names, or all-linear"},
@@ -32,6 +61,20 @@ class ModelSettings:
         default=False, metadata={"help": "also save merged full weights to <output_dir>/merged"}
     )
     data_dir: str | None = field(default=None, metadata={"help": "default: $DISTJUDGE_DATA_DIR"})
+
+    def __post_init__(self) -> None:
+        if not self.task_names():
+            raise UserError("--task is empty: name a distjudge task, a list or a group")
+        _at_least("--max_train_items", self.max_train_items, 1, "a number of train items")
+        _at_least("--lora_r", self.lora_r, 1, "a LoRA rank")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise UserError(f"--lora_dropout must lie in [0, 1), got {self.lora_dropout}")
+
+    def task_names(self) -> list[str]:
+        return [name.strip() for name in self.task.split(",") if name.strip()]
+
+    def user_paths(self) -> list[str]:
+        return [self.include_path] if self.include_path else []
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,6 +93,17 @@ class DistJudgeConfig(ModelSettings):
     pgd_steps: int = field(default=5, metadata={"help": "projected gradient ascent steps"})
     pgd_step_size: float = field(default=0.05, metadata={"help": "PGD step size"})
     readout: str = field(default="full", metadata={"help": "full | first_token (as hf-judge)"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.alpha <= 1.0:
+            raise UserError(f"--alpha must lie in [0, 1], got {self.alpha}")
+        if not self.epsilon >= 0.0:
+            raise UserError(f"--epsilon must be >= 0 (an L2 radius), got {self.epsilon}")
+        _at_least("--pgd_steps", self.pgd_steps, 0, "a number of steps")
+        if not self.pgd_step_size > 0.0:
+            raise UserError(f"--pgd_step_size must be > 0, got {self.pgd_step_size}")
+        _one_of("--readout", self.readout, READOUTS)
 
 
 @dataclass
@@ -76,3 +130,23 @@ class VerbalizedConfig(ModelSettings):
         default="drop", metadata={"help": "GRPO votes for a tie: drop (binary labels) | half"}
     )
     label_seed: int = field(default=0, metadata={"help": "seed of the one vote kept per item"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.task_names()) != 1:
+            raise UserError(f"--task must name one verbalized task, got {self.task!r}")
+        _at_least("--max_prompt_tokens", self.max_prompt_tokens, 1, "a number of tokens")
+        _one_of("--reward", self.reward, REWARDS)
+        _one_of("--ties", self.ties, TIES)
+        if not 0.0 < self.log_clip < 0.5:
+            raise UserError(f"--log_clip must lie in (0, 0.5), got {self.log_clip}")
+
+
+def _at_least(flag: str, value: int | None, low: int, what: str) -> None:
+    if value is not None and value < low:
+        raise UserError(f"{flag} must be {what} >= {low} (or left unset), got {value}")
+
+
+def _one_of(flag: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UserError(f"{flag} must be one of {' | '.join(allowed)}, got {value!r}")

@@ -1,15 +1,25 @@
 """Training examples from the same lm-eval task the harness evaluates: same prompts, labels,
-continuations and tokenisation, taken from the task's train split."""
+continuations and tokenisation, taken from the task's train split.
+
+Loading is in two steps so that data mistakes surface before a model loads: :func:`load_docs`
+builds the lm-eval tasks and their train docs and checks every p (no tokenizer needed), then
+:func:`build_examples` encodes them with the model's tokenizer.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from distjudge_eval.distributions import plurality_target
+from distjudge_eval.errors import UserError
 from distjudge_eval.readout import EncodedItem, encode_item, truncate
+
+P_SUM_TOL = 1e-6
 
 
 @dataclass
@@ -20,63 +30,103 @@ class TrainExample:
     item_id: str
 
 
-def load_tasks(spec: str) -> dict[str, Any]:
+@dataclass
+class TaskDocs:
+    """One lm-eval task and the train docs we train on (capped, p checked)."""
+
+    name: str
+    task: Any
+    docs: list[dict]
+
+
+def load_tasks(spec: str, user_paths: Sequence[str] = ()) -> dict[str, Any]:
     """Tasks named by ``spec``: one task, a comma-separated list, or a group (flattened), so
-    e.g. ``distjudge_summeval`` trains one judge on all four SummEval dimensions."""
-    from lm_eval.tasks import TaskManager, get_task_dict
+    e.g. ``distjudge_summeval`` trains one judge on all four SummEval dimensions.
+    ``user_paths`` are the user's own task folders (``--include_path``)."""
+    from distjudge_eval.task_names import task_manager
+    from trainer.parsing import INCLUDE_DEFAULT_TASKS
 
-    from distjudge_eval.paths import tasks_dir
-
-    manager = TaskManager(include_path=str(tasks_dir()))
     names = [n.strip() for n in spec.split(",") if n.strip()]
-    found: dict[str, Any] = {}
-
-    def flatten(tree: dict) -> None:
-        for key, value in tree.items():
-            if isinstance(value, dict):
-                flatten(value)
-            else:
-                found[getattr(key, "group_name", key) if not isinstance(key, str) else key] = value
-
-    flatten(get_task_dict(names, manager))
+    found = dict(task_manager(user_paths, INCLUDE_DEFAULT_TASKS).load(names)["tasks"])
     if not found:
-        raise ValueError(f"no tasks found for {spec!r}")
+        raise UserError(f"no tasks found for {spec!r}")
     return found
 
 
-def load_task(task_name: str) -> Any:
-    tasks = load_tasks(task_name)
+def load_task(task_name: str, user_paths: Sequence[str] = ()) -> Any:
+    tasks = load_tasks(task_name, user_paths)
     if len(tasks) != 1:
-        raise ValueError(f"{task_name} names {len(tasks)} tasks; expected one")
+        raise UserError(f"{task_name} names {len(tasks)} tasks; expected one")
     return next(iter(tasks.values()))
 
 
+def load_docs(
+    spec: str, max_items: int | None = None, user_paths: Sequence[str] = ()
+) -> list[TaskDocs]:
+    """Train docs of every task in ``spec`` (``max_items`` caps each), with p checked.
+
+    Needs no model or tokenizer, so a missing data file, an unknown label set or a bad p fails
+    here, in seconds. All tasks must share one label count: a batch stacks their distributions.
+    """
+    loaded = []
+    for name, task in load_tasks(spec, user_paths).items():
+        if task.OUTPUT_TYPE != "multiple_choice":
+            raise UserError(
+                f"{name} is a {task.OUTPUT_TYPE} task; distjudge train needs label "
+                "log-likelihoods (multiple_choice); verbalized tasks train with distjudge sft/grpo"
+            )
+        docs = list(task.training_docs() or [])
+        docs = docs if max_items is None else docs[:max_items]
+        if not docs:
+            raise UserError(f"{name}: no train-split items to train on")
+        for doc in docs:
+            check_p(doc.get("p"), len(task.doc_to_choice(doc)), f"{name}/{doc.get('id')}")
+        loaded.append(TaskDocs(name, task, docs))
+    sizes = {len(td.docs[0]["p"]) for td in loaded}
+    if len(sizes) > 1:
+        raise UserError(f"{spec}: tasks have different label counts {sorted(sizes)}")
+    return loaded
+
+
+def check_p(p: Any, n_labels: int, item: str) -> None:
+    """The human distribution of one item, as training needs it: one finite non-negative
+    entry per label, summing to 1 within 1e-6. A p that is all zeros or sums to 2 would train
+    silently toward a non-distribution, so it is refused, naming the item."""
+    if p is None:
+        raise UserError(f"item {item}: no 'p' field (the human label distribution)")
+    arr = np.asarray(p, dtype=np.float64)
+    if arr.shape != (n_labels,):
+        raise UserError(f"item {item}: p has {arr.size} entries but the task has {n_labels} labels")
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise UserError(f"item {item}: p = {arr.tolist()} has a negative or non-finite entry")
+    if abs(arr.sum() - 1.0) > P_SUM_TOL:
+        raise UserError(f"item {item}: p = {arr.tolist()} sums to {arr.sum():.6g}, not 1")
+
+
 def build_examples(
-    task_name: str,
+    source: str | list[TaskDocs],
     tokenizer: Any,
     max_items: int | None = None,
     apply_chat_template: bool = False,
     max_length: int = 8192,
+    user_paths: Sequence[str] = (),
 ) -> list[TrainExample]:
     """(prompt, label continuations) exactly as lm-eval builds the requests, for train docs.
 
-    ``task_name`` may name several tasks (see :func:`load_tasks`); ``max_items`` caps each.
-    All of them must share one label count, since a batch stacks their distributions.
+    ``source`` is a task spec (see :func:`load_tasks`; ``max_items`` caps each task) or the
+    output of :func:`load_docs`.
     """
+    loaded = load_docs(source, max_items, user_paths) if isinstance(source, str) else source
     chat = chat_fn(tokenizer) if apply_chat_template else None
 
     def encode(text: str) -> list[int]:
         return tokenizer.encode(text)
 
     examples: list[TrainExample] = []
-    for name, task in load_tasks(task_name).items():
-        docs = list(task.training_docs())
-        if max_items is not None:
-            docs = docs[:max_items]
-        examples += _task_examples(name, task, docs, encode, chat, apply_chat_template, max_length)
-    sizes = {len(ex.p) for ex in examples}
-    if len(sizes) > 1:
-        raise ValueError(f"{task_name}: tasks have different label counts {sorted(sizes)}")
+    for td in loaded:
+        examples += _task_examples(
+            td.name, td.task, td.docs, encode, chat, apply_chat_template, max_length
+        )
     return examples
 
 
@@ -99,14 +149,11 @@ def _task_examples(
         )
         context = requests[0].args[0]
         continuations = [r.args[1] for r in requests]
+        item_id = f"{task_name}/{doc['id']}"
+        check_p(doc["p"], len(continuations), item_id)
         item = truncate(encode_item(encode, context, continuations), max_length)
         examples.append(
-            TrainExample(
-                item,
-                list(doc["p"]),
-                plurality_target(doc["p"]).tolist(),
-                f"{task_name}/{doc['id']}",
-            )
+            TrainExample(item, list(doc["p"]), plurality_target(doc["p"]).tolist(), item_id)
         )
     return examples
 

@@ -2,7 +2,8 @@
 labels (one human vote per prompt), with TRL's ``GRPOTrainer`` and a proper-scoring-rule reward
 on the written probability (``--reward brier|log``, see ``trainer.rewards``). Each item is shown
 in both slot orders with the vote flipped for the swapped one (``--swap_augment``). Flags:
-:class:`VerbalizedConfig` plus every ``trl.GRPOConfig`` / ``TrainingArguments`` flag.
+:class:`VerbalizedConfig` plus every ``trl.GRPOConfig`` / ``TrainingArguments`` flag, in either
+spelling, or from ``--config file.yaml`` (command-line flags win).
 """
 
 from __future__ import annotations
@@ -12,23 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from distjudge_eval.errors import UserError
 from trainer.config import VerbalizedConfig
 from trainer.sft import prepare, run_cli
 
 logger = logging.getLogger("distjudge")
-
-GRPO_DEFAULTS = {
-    "learning_rate": "1e-5",
-    "num_train_epochs": "1",
-    "per_device_train_batch_size": "8",
-    "num_generations": "4",
-    "max_completion_length": "8",  # "0.73</prob>" is 5-6 tokens
-    "logging_steps": "5",
-    "save_strategy": "no",
-    "report_to": "none",
-    "gradient_checkpointing": "False",
-    "bf16": "False",
-}
 
 
 def train_grpo(config: VerbalizedConfig, grpo_args: Any) -> Path:
@@ -40,14 +29,14 @@ def train_grpo(config: VerbalizedConfig, grpo_args: Any) -> Path:
     from trainer.rewards import make_reward_fn
     from trainer.verbal_data import build_prompts, sparse_dataset
 
-    model, tokenizer = prepare(config)
+    model, tokenizer, docs = prepare(config, grpo_args, "distjudge grpo")
     prompts, gen_kwargs = build_prompts(
-        config.task, tokenizer, config.max_train_items, config.apply_chat_template,
+        docs, tokenizer, config.max_train_items, config.apply_chat_template,
         config.swap_augment, config.max_prompt_tokens,
     )  # fmt: skip
     rows, dropped = sparse_dataset(prompts, config.label_seed, config.ties)
     if not rows:
-        raise ValueError("no GRPO prompts left (every drawn vote was a tie?)")
+        raise UserError("no GRPO prompts left: every drawn vote was a tie (try --ties half)")
     until = stop_sequences(gen_kwargs)
     logger.info("GRPO on %d prompts (%d tie votes dropped), reward %s, stops %s", len(rows),
                 dropped, config.reward, until)  # fmt: skip
@@ -63,9 +52,7 @@ def train_grpo(config: VerbalizedConfig, grpo_args: Any) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from trl import GRPOConfig
-
-    return run_cli(argv, GRPO_DEFAULTS, GRPOConfig, train_grpo)
+    return run_cli(argv, "distjudge grpo", __doc__, "DistJudgeGRPOConfig", train_grpo)
 
 
 if __name__ == "__main__":

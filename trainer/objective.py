@@ -9,12 +9,20 @@ max(p'_k, 1e-12), which keeps it finite and keeps its sign (ascent never pushes 
 zero through this term: the huge negative value pushes it further to the boundary, where the
 projection holds it at 0; mass can still enter a zero coordinate through the projection).
 
+A label the model cannot produce (score −∞, e.g. a masked token; q_k = 0) would make every
+term that touches it 0·(−∞) = NaN or +∞. Zero weights never touch it: a term with p_k = 0 (KL)
+or r_k = 0 (CE) contributes exactly 0, value and gradient. Where p'_k or r_k is positive, log q_k
+is read as log 1e-12 (the floor used for p' above), so the loss stays finite; that label's
+score gets no gradient (it cannot move off −∞ anyway). Finite scores, however extreme (±1e4),
+are used as they are.
+
 Ablations are settings: single-point (α=0, ε=0); without adversary (ε=0); without KL (α=0: the
 adversary is not computed since its target has weight 0, so ε has no effect); without CE (α=1).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -22,12 +30,25 @@ import torch
 from distjudge_eval.distributions import project_to_simplex_ball
 
 P_FLOOR = 1e-12
+LOG_FLOOR = math.log(P_FLOOR)
+
+
+def floor_neg_inf(log_q: torch.Tensor) -> torch.Tensor:
+    """log q with −∞ (q_k = 0) read as log 1e-12; finite entries untouched."""
+    return torch.where(torch.isneginf(log_q), torch.full_like(log_q, LOG_FLOOR), log_q)
 
 
 def kl_rows(p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     """KL(p‖q) per row; terms with p_k = 0 contribute 0 (and no NaN gradient)."""
     safe_log_p = torch.log(p.clamp(min=P_FLOOR))
+    log_q = floor_neg_inf(log_q)
     return torch.where(p > 0, p * (safe_log_p - log_q), torch.zeros_like(p)).sum(-1)
+
+
+def ce_rows(target: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """CE(q, r) = −Σ r_k log q_k per row; terms with r_k = 0 contribute 0 (no 0·(−∞) = NaN)."""
+    log_q = floor_neg_inf(log_q)
+    return torch.where(target > 0, -target * log_q, torch.zeros_like(target)).sum(-1)
 
 
 def adversarial_target(
@@ -36,7 +57,7 @@ def adversarial_target(
     """Projected gradient ascent on KL(p'‖q) over {simplex} ∩ L2-ball(p, ε); q is detached."""
     if epsilon <= 0 or steps <= 0:
         return p
-    log_q = log_q.detach()
+    log_q = floor_neg_inf(log_q.detach())  # else the ascent step is +∞ and projects to NaN
     adv = p.clone()
     for _ in range(steps):
         grad = torch.log(adv.clamp(min=P_FLOOR)) - log_q + 1.0
@@ -71,7 +92,7 @@ def hybrid_loss(
     log_q = torch.log_softmax(scores.float(), dim=-1)
     p = p.to(log_q)
     target = target.to(log_q)
-    ce = -(target * log_q).sum(-1)
+    ce = ce_rows(target, log_q)
     kl = kl_rows(p, log_q)
     if alpha > 0:
         p_adv = adversarial_target(p, log_q, epsilon, pgd_steps, pgd_step_size)

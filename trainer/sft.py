@@ -1,15 +1,15 @@
 """``distjudge sft`` / ``python -m trainer.sft``: supervised fine-tuning of a verbalized judge on
 dense probabilistic targets (the reply is the human P(B ≻ A), e.g. ``0.67</prob>``), with TRL's
 ``SFTTrainer`` (loss on the completion only). Flags: :class:`VerbalizedConfig` plus every
-``trl.SFTConfig`` / ``TrainingArguments`` flag.
+``trl.SFTConfig`` / ``TrainingArguments`` flag, in either spelling, or from ``--config
+file.yaml`` (command-line flags win).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,35 +17,26 @@ from trainer.config import VerbalizedConfig
 
 logger = logging.getLogger("distjudge")
 
-SFT_DEFAULTS = {
-    "learning_rate": "2e-4",
-    "num_train_epochs": "1",
-    "per_device_train_batch_size": "4",
-    "logging_steps": "10",
-    "save_strategy": "no",
-    "report_to": "none",
-    "gradient_checkpointing": "False",
-    "max_length": "8192",  # MT-Bench prompts run to 2k tokens: never cut the completion off
-    "bf16": "False",
-}
+
+def prepare(config: VerbalizedConfig, trl_args: Any, command: str) -> tuple[Any, Any, list]:
+    """Checks and train docs first (fast failures), then the model and tokenizer."""
+    from trainer.cli import load_model_and_tokenizer, preflight
+    from trainer.verbal_data import load_verbal_docs
+
+    preflight(config, trl_args, command)
+    docs = load_verbal_docs(config.task, config.swap_augment, config.user_paths())
+    model, tokenizer = load_model_and_tokenizer(config)
+    return model, tokenizer, docs
 
 
-def prepare(config: VerbalizedConfig) -> tuple[Any, Any]:
-    from distjudge_eval.settings import DATA_DIR_ENV
-    from trainer.cli import load_model_and_tokenizer
-
-    if config.data_dir:
-        os.environ[DATA_DIR_ENV] = str(Path(config.data_dir).expanduser().resolve())
-    return load_model_and_tokenizer(config)
-
-
-def sft_rows(config: VerbalizedConfig, tokenizer: Any) -> list[dict[str, str]]:
+def sft_rows(config: VerbalizedConfig, tokenizer: Any, docs: Any = None) -> list[dict[str, str]]:
     from distjudge_eval.verbalized import target_text
     from trainer.verbal_data import build_prompts
 
     prompts, _ = build_prompts(
-        config.task, tokenizer, config.max_train_items, config.apply_chat_template,
-        config.swap_augment, config.max_prompt_tokens,
+        config.task if docs is None else docs, tokenizer, config.max_train_items,
+        config.apply_chat_template, config.swap_augment, config.max_prompt_tokens,
+        config.user_paths(),
     )  # fmt: skip
     return [{"prompt": vp.prompt, "completion": target_text(vp.prob_b)} for vp in prompts]
 
@@ -56,8 +47,8 @@ def train_sft(config: VerbalizedConfig, sft_args: Any) -> Path:
 
     from trainer.cli import save_run
 
-    model, tokenizer = prepare(config)
-    rows = sft_rows(config, tokenizer)
+    model, tokenizer, docs = prepare(config, sft_args, "distjudge sft")
+    rows = sft_rows(config, tokenizer, docs)
     logger.info("SFT on %d prompts of %s (swap augmentation: %s)", len(rows), config.task,
                 config.swap_augment)  # fmt: skip
     trainer = SFTTrainer(
@@ -70,28 +61,42 @@ def train_sft(config: VerbalizedConfig, sft_args: Any) -> Path:
     return save_run(trainer, tokenizer, config, sft_args)
 
 
+def parse_verbal(
+    argv: Sequence[str], prog: str, doc: str | None, trl_config: str
+) -> tuple[VerbalizedConfig, Any]:
+    """Flags (and ``--config file.yaml``) into VerbalizedConfig and our TRL config class
+    ``trl_config`` (a name in :mod:`trainer.trl_args`, imported once TRL is known to be there,
+    so a missing extra is one line)."""
+    from trainer.parsing import parse_args, require
+
+    require(["trl"], prog)
+    from trainer import trl_args
+
+    types = (VerbalizedConfig, getattr(trl_args, trl_config))
+    config, train_args = parse_args(argv, types, prog, doc)
+    return config, train_args
+
+
 def run_cli(
-    argv: Sequence[str] | None, defaults: dict[str, str], trl_config: type, train_fn: Any
+    argv: Sequence[str] | None, prog: str, doc: str | None, trl_config: str, train_fn: Callable
 ) -> int:
-    """Parse VerbalizedConfig + a TRL config, train, print the eval command (SFT and GRPO)."""
-    from transformers import HfArgumentParser
+    """Parse (:func:`parse_verbal`), train, print the eval command (SFT and GRPO)."""
+    from trainer.cli import eval_hint
+    from trainer.parsing import early_checks, run_main
 
-    from trainer.cli import eval_hint, with_defaults
+    def body() -> int:
+        args = sys.argv[1:] if argv is None else list(argv)
+        early_checks(args, VerbalizedConfig, prog)
+        config, train_args = parse_verbal(args, prog, doc, trl_config)
+        out = train_fn(config, train_args)
+        print(eval_hint(config, out, f"{config.task},{config.task}_swapped"))
+        return 0
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = with_defaults(sys.argv[1:] if argv is None else argv, defaults)
-    config, trl_args = HfArgumentParser((VerbalizedConfig, trl_config)).parse_args_into_dataclasses(
-        args
-    )
-    out = train_fn(config, trl_args)
-    print(eval_hint(config, out, f"{config.task},{config.task}_swapped"))
-    return 0
+    return run_main(prog, body)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from trl import SFTConfig
-
-    return run_cli(argv, SFT_DEFAULTS, SFTConfig, train_sft)
+    return run_cli(argv, "distjudge sft", __doc__, "DistJudgeSFTConfig", train_sft)
 
 
 if __name__ == "__main__":

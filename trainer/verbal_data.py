@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from distjudge_eval.errors import UserError
 from distjudge_eval.pairwise import binary_target
 from distjudge_eval.position_bias import SWAPPED
-from trainer.data import chat_fn, load_task
+from trainer.data import TaskDocs, chat_fn, check_p, load_task
 
 logger = logging.getLogger("distjudge")
 
@@ -34,15 +36,46 @@ class VerbalPrompt:
     swapped: bool
 
 
-def task_prompts(task_name: str, tokenizer: Any, max_items: int | None, chat: bool) -> list:
+def load_verbal_docs(
+    task_name: str, swap_augment: bool = True, user_paths: Sequence[str] = ()
+) -> list[TaskDocs]:
+    """The verbalized task (and its ``_swapped`` twin) with every train doc's p and votes
+    checked; needs no tokenizer, so data mistakes fail before a model loads."""
+    names = [task_name] + ([task_name + SWAPPED] if swap_augment else [])
+    loaded = []
+    for name in names:
+        task = load_task(name, user_paths)
+        if task.OUTPUT_TYPE != "generate_until":
+            raise UserError(
+                f"{name} is not a verbalized (generate_until) task; label-likelihood tasks "
+                "train with distjudge train"
+            )
+        docs = list(task.training_docs() or [])
+        if not docs:
+            raise UserError(f"{name}: no train-split items to train on")
+        for doc in docs:
+            item = f"{name}/{doc.get('id')}"
+            if len(doc.get("p") or []) != 3:
+                raise UserError(f"{name}: expected a pairwise (A, B, tie) task (item {item})")
+            check_p(doc.get("p"), 3, item)
+            check_votes(doc.get("votes"), item)
+        loaded.append(TaskDocs(name, task, docs))
+    return loaded
+
+
+def check_votes(votes: Any, item: str) -> None:
+    """GRPO draws one vote per item: (A, B, tie) counts, non-negative, at least one vote."""
+    arr = np.asarray(votes if votes is not None else [], dtype=np.float64)
+    if arr.shape != (3,) or not np.isfinite(arr).all() or (arr < 0).any() or arr.sum() <= 0:
+        raise UserError(f"item {item}: votes = {arr.tolist()} are not (A, B, tie) vote counts")
+
+
+def task_prompts(td: TaskDocs, tokenizer: Any, chat: bool) -> list:
     """(doc, prompt, generation kwargs) per train doc, as lm-eval builds the request."""
-    task = load_task(task_name)
-    if task.OUTPUT_TYPE != "generate_until":
-        raise ValueError(f"{task_name} is not a verbalized (generate_until) task")
-    docs = list(task.training_docs())[:max_items]
+    task = td.task
     template = chat_fn(tokenizer) if chat else None
     out = []
-    for doc in docs:
+    for doc in td.docs:
         ctx = task.fewshot_context(
             doc,
             0,
@@ -50,43 +83,44 @@ def task_prompts(task_name: str, tokenizer: Any, max_items: int | None, chat: bo
             chat_template=template,
             gen_prefix=task.doc_to_prefix(doc),
         )
-        request = task.construct_requests(doc, ctx, metadata=(task_name, 0, 1))
+        request = task.construct_requests(doc, ctx, metadata=(td.name, 0, 1))
         request = request[0] if isinstance(request, list) else request
         out.append((doc, request.args[0], request.args[1]))
     return out
 
 
 def build_prompts(
-    task_name: str,
+    source: str | list[TaskDocs],
     tokenizer: Any,
     max_items: int | None = None,
     apply_chat_template: bool = False,
     swap_augment: bool = True,
     max_prompt_tokens: int | None = None,
+    user_paths: Sequence[str] = (),
 ) -> tuple[list[VerbalPrompt], dict[str, Any]]:
     """Prompts in both slot orders (paired by item id), and the task's generation kwargs.
 
-    ``max_items`` caps items (each counted once, whatever the number of orders); items whose
-    prompt is longer than ``max_prompt_tokens`` in either order are skipped and counted.
+    ``source`` is a task name or the output of :func:`load_verbal_docs`. ``max_items`` caps
+    items (each counted once, whatever the number of orders); items whose prompt is longer
+    than ``max_prompt_tokens`` in either order are skipped and counted.
     """
-    names = [task_name] + ([task_name + SWAPPED] if swap_augment else [])
+    if isinstance(source, str):
+        source = load_verbal_docs(source, swap_augment, user_paths)
     prompts: list[VerbalPrompt] = []
     gen_kwargs: dict[str, Any] = {}
     too_long: set[str] = set()
-    for name in names:
-        for doc, prompt, kwargs in task_prompts(name, tokenizer, None, apply_chat_template):
+    for td in source:
+        for doc, prompt, kwargs in task_prompts(td, tokenizer, apply_chat_template):
             if max_prompt_tokens is not None and len(tokenizer.encode(prompt)) > max_prompt_tokens:
                 too_long.add(str(doc["id"]))
                 continue
-            if len(doc["p"]) != 3:
-                raise ValueError(f"{name}: expected a pairwise (A, B, tie) task")
             prompts.append(
                 VerbalPrompt(
                     prompt=prompt,
                     prob_b=binary_target(doc["p"])[1],
                     votes=list(doc["votes"]),
                     item_id=str(doc["id"]),
-                    swapped=name.endswith(SWAPPED),
+                    swapped=td.name.endswith(SWAPPED),
                 )
             )
             gen_kwargs = dict(kwargs)
@@ -98,6 +132,8 @@ def build_prompts(
     if too_long:
         logger.warning("skipped %d train items whose prompt exceeds %d tokens", len(too_long),
                        max_prompt_tokens)  # fmt: skip
+    if not keep:
+        raise UserError("no train prompts left (--max_prompt_tokens too small?)")
     return keep, gen_kwargs
 
 

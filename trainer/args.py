@@ -1,0 +1,38 @@
+"""``TrainingArguments`` with distjudge's defaults declared as field defaults.
+
+Declaring them here (as TRL's ``SFTConfig`` does for its own) rather than injecting flags into
+argv means ``--help`` shows the defaults that apply, a ``--config`` YAML file and the dashed
+spellings (``--num-train-epochs``) override them like any other flag, and Python callers that
+build the arguments directly get the same run as the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+
+@dataclass
+class DistJudgeTrainingArguments(TrainingArguments):
+    """Every ``transformers.TrainingArguments`` flag; the defaults below are distjudge's."""
+
+    learning_rate: float = field(default=5e-5, metadata={"help": "initial AdamW learning rate"})
+    num_train_epochs: float = field(default=2.0, metadata={"help": "training epochs"})
+    per_device_train_batch_size: int = field(
+        default=4, metadata={"help": "items per device per step"}
+    )
+    logging_steps: float = field(
+        default=10, metadata={"help": "log every N steps (a float < 1: a fraction of the run)"}
+    )
+    save_strategy: str = field(
+        default="epoch", metadata={"help": "checkpoint schedule: no | steps | epoch | best"}
+    )
+    report_to: None | str | list[str] = field(  # noqa: RUF036 (the parser needs this order)
+        default="none", metadata={"help": "integrations to log to (none, all, wandb, ...)"}
+    )
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={"help": "keep False: the collator needs every field of a training example"},
+    )
+    optim: str = field(default="adamw_torch", metadata={"help": "optimizer (see transformers)"})
