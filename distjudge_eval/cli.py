@@ -1,29 +1,46 @@
-"""``distjudge``: a thin layer over the lm-eval CLI plus data commands.
+"""``distjudge``: a thin layer over the lm-eval CLI plus data, training and comparison commands.
 
-``distjudge eval`` accepts every lm-eval flag. It adds our task folder to ``--include_path``,
-imports our model backends so lm-eval can find them, fills in the embedded default model when
-none is named, and prints a compact distribution table after lm-eval's own.
+``distjudge eval`` parses its flags with lm-eval's own ``run`` parser, so every lm-eval spelling
+(``-M``, ``-a``, ``-t``, ``-o``, ``--model_args=...``, ``--config``) means what it means there.
+It then fills in distjudge's defaults, moves an ``api_key`` out of what lm-eval records, checks
+what a user can get wrong (task names, data dir, output folder, optional extras) before any model
+loads, runs lm-eval's own ``run`` command, and prints a compact distribution table after it.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 
-from distjudge_eval.paths import tasks_dir
-from distjudge_eval.settings import DATA_DIR_ENV, DEFAULT_DATA_DIR, STRICT_ENV
+from distjudge_eval.errors import UserError, missing_extra
 
+DEFAULT_MODEL = "hf-judge"
 EMBEDDED_BACKENDS = ("hf", "hf-judge")
+DEFAULT_TASKS = ("distjudge_snli",)
+DEFAULT_OUTPUT = "results/runs"
+SECRET_KEYS = ("api_key",)
+LM_EVAL_PASSTHROUGH = ("ls", "validate")
 SUMMARY_METRICS = ("kl", "acc", "js", "brier", "ece", "entropy_gap")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every subcommand's user mistakes end here as one line on stderr and exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
+    except UserError as err:
+        print(f"distjudge: {err}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print(USAGE)
         return 0
@@ -61,8 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 USAGE = """usage: distjudge COMMAND [options]
 
 commands:
-  eval   run lm-eval on distjudge tasks (every lm-eval flag works; extra flags:
+  eval   run lm-eval on distjudge tasks (every lm-eval `run` flag works; extra flags:
          --data_dir DIR, --strict); with no --model, scores the embedded SmolLM2-135M-Instruct
+         with hf-judge
   data   fetch | info: download the original data files, or summarise what the loaders read
   compare  tables (bootstrap CIs, paired tests) and plots from lm-eval output folders
   train  fine-tune a judge toward human label distributions (see `distjudge train --help`)
@@ -73,91 +91,275 @@ commands:
 """
 
 
-def _pop_flag(args: list[str], name: str, takes_value: bool) -> str | bool | None:
-    """Remove ``--name [value]`` / ``--name=value`` from args and return its value."""
-    for i, arg in enumerate(args):
-        if arg == name:
-            del args[i]
-            return args.pop(i) if takes_value else True
-        if takes_value and arg.startswith(name + "="):
-            del args[i]
-            return arg.split("=", 1)[1]
-    return None
+class _UserErrorParser(argparse.ArgumentParser):
+    """argparse that raises :class:`UserError` (one line) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"eval: {message} (see `distjudge eval --help`)")
 
 
-def _has_flag(args: list[str], name: str) -> bool:
-    return any(a == name or a.startswith(name + "=") for a in args)
+def lm_eval_parsers() -> dict[str, argparse.ArgumentParser]:
+    """lm-eval's own subcommand parsers (run, ls, validate), raising :class:`UserError`."""
+    from lm_eval._cli.ls import List
+    from lm_eval._cli.run import Run
+    from lm_eval._cli.validate import Validate
+
+    subparsers = _UserErrorParser(prog="distjudge eval").add_subparsers(dest="command")
+    for command in (Run, List, Validate):  # subparsers inherit the parser class
+        command.create(subparsers)
+    return dict(subparsers.choices)
 
 
-def build_lm_eval_argv(args: Sequence[str]) -> list[str]:
-    """lm-eval arguments with distjudge's defaults filled in where the user gave none."""
+def eval_parser() -> argparse.ArgumentParser:
+    """lm-eval's own ``run`` parser, plus distjudge's two flags."""
+    parser = lm_eval_parsers()["run"]
+    parser.prog = "distjudge eval"
+    parser.usage = "distjudge eval [lm-eval run flags] [--data_dir DIR] [--strict]"
+    ours = parser.add_argument_group("distjudge")
+    ours.add_argument(
+        "--data_dir",
+        type=str,
+        default=None,
+        metavar="DIR",
+        help="folder with the original data files (default: $DISTJUDGE_DATA_DIR)",
+    )
+    ours.add_argument(
+        "--strict", action="store_true", help="a malformed data row is an error, not a skip"
+    )
+    return parser
+
+
+@dataclass
+class EvalPlan:
+    """What lm-eval's ``run`` command will execute, and what distjudge checks before it."""
+
+    namespace: argparse.Namespace
+    user_include: list[str]
+    data_dir: Path | None = None
+    api_key: str | None = field(default=None, repr=False)
+
+
+def plan_eval(args: Sequence[str]) -> EvalPlan:
+    """Parse like ``lm-eval run``, then fill distjudge's defaults where the user gave none."""
+    from distjudge_eval.task_names import include_paths
+
     args = list(args)
-    data_dir = _pop_flag(args, "--data_dir", True)
-    if data_dir:
-        os.environ[DATA_DIR_ENV] = str(Path(str(data_dir)).expanduser().resolve())
-    if _pop_flag(args, "--strict", False):
-        os.environ[STRICT_ENV] = "1"
+    if args[:1] == ["run"]:
+        args = args[1:]
+    ns = eval_parser().parse_args(args)
+    data_dir, strict = ns.__dict__.pop("data_dir"), ns.__dict__.pop("strict")
+    _merge_config_file(ns)
+    api_key = _pop_secrets(ns)
+    user_include = [ns.include_path] if ns.include_path else []
+    ns.include_path = include_paths(user_include)  # a list: lm-eval's TaskManager takes one
+    ns.model = ns.model or DEFAULT_MODEL
+    if not ns.model_args and ns.model in EMBEDDED_BACKENDS:
+        ns.model_args = _embedded_model_args()
+    ns.tasks = list(ns.tasks or DEFAULT_TASKS)
+    ns.output_path = ns.output_path or DEFAULT_OUTPUT
+    if not getattr(ns, "predict_only", False):
+        ns.log_samples = True
+    ns.metadata = _run_settings(ns.metadata, data_dir, strict)
+    folder = Path(data_dir).expanduser().resolve() if data_dir else None
+    return EvalPlan(ns, user_include, folder, api_key)
 
-    _move_api_key_to_env(args)
-    include = _pop_flag(args, "--include_path", True)
-    args += ["--include_path", ",".join(p for p in (str(tasks_dir()), include) if p)]
-    if not _has_flag(args, "--model"):
-        args += ["--model", "hf"]
-    model = args[args.index("--model") + 1] if "--model" in args else ""
-    if model in EMBEDDED_BACKENDS and not _has_flag(args, "--model_args"):
-        from distjudge_eval.embedded import embedded_model_args
 
-        args += ["--model_args", embedded_model_args()]
-    if not _has_flag(args, "--tasks"):
-        args += ["--tasks", "distjudge_snli"]
-    if not _has_flag(args, "--device"):
+def _merge_config_file(ns: argparse.Namespace) -> None:
+    """Apply an lm-eval ``--config`` YAML here (CLI flags win, as in lm-eval), so its values get
+    the same defaults and secret scrubbing as flags."""
+    if not ns.config:
+        return
+    from lm_eval._cli.utils import key_val_to_dict
+    from lm_eval.config.evaluate_config import EvaluatorConfig
+
+    try:
+        values = EvaluatorConfig.load_yaml_config(ns.config)
+    except (OSError, ValueError, TypeError) as err:
+        raise UserError(f"--config {ns.config}: {err}") from None
+    for key, value in values.items():
+        if key in ("model_args", "metadata", "gen_kwargs") and isinstance(value, str):
+            value = key_val_to_dict(value)
+        if getattr(ns, key, None) in (None, {}, []):
+            setattr(ns, key, value)
+    ns.config = None
+
+
+def _pop_secrets(ns: argparse.Namespace) -> str | None:
+    """lm-eval writes model_args (merged into every task's metadata) into its results and logs:
+    an ``api_key`` is taken out of both and returned, to travel in $OPENAI_API_KEY instead."""
+    key = None
+    for dest in ("model_args", "metadata"):
+        values = getattr(ns, dest, None)
+        if isinstance(values, dict):
+            for secret in SECRET_KEYS:
+                if secret in values:
+                    key = str(values.pop(secret))
+    return key
+
+
+def _embedded_model_args() -> dict[str, Any]:
+    from lm_eval._cli.utils import key_val_to_dict
+
+    from distjudge_eval.embedded import embedded_model_args
+
+    try:
+        return key_val_to_dict(embedded_model_args())
+    except (ModuleNotFoundError, FileNotFoundError) as err:
+        raise UserError(f"{err} (or name a model with --model_args pretrained=...)") from None
+
+
+def fill_device(ns: argparse.Namespace) -> None:
+    """``cuda`` when there is a GPU, else ``cpu`` (lm-eval's own default is cuda:0). Done after
+    the checks: importing torch alone takes seconds."""
+    if not ns.device:
         import torch
 
-        args += ["--device", "cuda" if torch.cuda.is_available() else "cpu"]
-    if not _has_flag(args, "--output_path"):
-        args += ["--output_path", "results/runs"]
-    if not _has_flag(args, "--log_samples") and not _has_flag(args, "--predict_only"):
-        args += ["--log_samples"]
-    return ["run", *args] if not args or args[0] not in {"run", "ls", "validate"} else args
+        ns.device = "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _move_api_key_to_env(args: list[str]) -> None:
-    """lm-eval writes --model_args into its results: an api_key there would leak, so it goes to
-    $OPENAI_API_KEY instead (read by openai-judge)."""
-    if "--model_args" not in args:
+def _run_settings(metadata: dict | None, data_dir: str | None, strict: bool) -> dict[str, Any]:
+    """The user's --metadata plus --data_dir / --strict: lm-eval hands metadata to every task's
+    data loader, so the settings reach the loaders without environment variables."""
+    merged = dict(metadata or {})
+    if data_dir:
+        merged["data_dir"] = str(Path(data_dir).expanduser().resolve())
+    if strict:
+        merged["strict"] = True
+    return merged
+
+
+def check_before_model_load(plan: EvalPlan) -> None:
+    """Everything a user can get wrong, in seconds, before minutes of model loading (cheapest
+    checks first)."""
+    from distjudge_eval.task_names import check_task_names
+
+    ns = plan.namespace
+    _check_data_dir(plan.data_dir)
+    check_output_path(ns.output_path)
+    _check_extras(ns.model_args or {})
+    local = check_task_names(ns.tasks, plan.user_include)
+    preflight_tasks(local, ns, plan.data_dir)
+    _check_model_name(ns.model)
+
+
+def _check_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None and not data_dir.is_dir():
+        raise UserError(
+            f"--data_dir {data_dir}: no such folder (it should hold snli/, summeval/, mt_bench/;"
+            " `distjudge data fetch` downloads them)"
+        )
+
+
+def check_output_path(output_path: str) -> None:
+    """lm-eval writes its results only after the whole run, and only logs a failure: a folder it
+    cannot write fails now instead."""
+    import tempfile
+
+    path = Path(output_path).expanduser()
+    folder = path.parent if path.suffix == ".json" else path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        in_the_way = isinstance(err, (FileExistsError, NotADirectoryError))
+        reason = "a file is in the way" if in_the_way else (err.strerror or str(err))
+        raise UserError(
+            f"--output_path {output_path}: cannot write results there ({reason})"
+        ) from None
+
+
+def _check_extras(model_args: dict[str, Any]) -> None:
+    import importlib.util
+
+    if model_args.get("peft") and importlib.util.find_spec("peft") is None:
+        raise missing_extra("peft", "train", "peft= in --model_args (a LoRA adapter)")
+
+
+def _check_model_name(model: str) -> None:
+    """A typo in --model would otherwise surface after lm-eval's 20 s task index. lm-eval's own
+    names are known without importing them; ours need their (torch) imports, which the run
+    needs next anyway, so this check comes last."""
+    from lm_eval.models import MODEL_MAPPING
+
+    if model in MODEL_MAPPING:
         return
-    i = args.index("--model_args") + 1
-    kept = []
-    for part in args[i].split(","):
-        if part.strip().startswith("api_key="):
-            os.environ["OPENAI_API_KEY"] = part.split("=", 1)[1]
-        else:
-            kept.append(part)
-    args[i] = ",".join(kept)
+    from lm_eval.api.registry import model_registry
+
+    import distjudge_eval.models  # noqa: F401  (registers our lm-eval backends)
+
+    if model not in model_registry:
+        close = difflib.get_close_matches(model, list(model_registry.keys()), n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserError(f"unknown --model {model!r}{hint}: default {DEFAULT_MODEL}")
+
+
+def preflight_tasks(names: Sequence[str], ns: argparse.Namespace, data_dir: Path | None) -> None:
+    """Build the requested tasks that live in our folder or the user's (never lm-eval's own) with
+    the run's metadata, as lm-eval will: a missing data file, or with --strict a malformed row,
+    fails here; the loaded items stay cached in-process for lm-eval's own build."""
+    if not names:
+        return
+    from lm_eval.tasks import TaskManager
+
+    from distjudge_eval.settings import DataDirError
+
+    metadata = dict(ns.model_args or {}) | dict(ns.metadata or {})  # lm-eval merges them so
+    manager = TaskManager(include_path=ns.include_path, include_defaults=False, metadata=metadata)
+    try:
+        manager.load(list(names))
+    except KeyError:
+        return  # e.g. a user's group naming lm-eval's own tasks: lm-eval's full index builds it
+    except DataDirError as err:
+        if data_dir is None:
+            raise
+        raise UserError(f"--data_dir {data_dir}: {err}") from None
 
 
 def run_eval(args: Sequence[str]) -> int:
+    """``distjudge eval``: plan, check, then run lm-eval's own ``run`` command in-process."""
+    args = list(args)
+    if args[:1] and args[0] in LM_EVAL_PASSTHROUGH:
+        return _run_lm_eval_subcommand(args)
+    plan = plan_eval(args)
+    check_before_model_load(plan)
+    fill_device(plan.namespace)
     import distjudge_eval.models  # noqa: F401  (registers our lm-eval backends)
 
-    lm_args = build_lm_eval_argv(args)
-    from lm_eval.__main__ import cli_evaluate
+    if plan.api_key is not None:
+        os.environ["OPENAI_API_KEY"] = plan.api_key
+    from lm_eval.utils import setup_logging
 
-    saved = sys.argv
-    sys.argv = ["lm-eval", *lm_args]
+    setup_logging()
     try:
-        cli_evaluate()
-    finally:
-        sys.argv = saved
-    if lm_args[0] == "run":
-        out = Path(lm_args[lm_args.index("--output_path") + 1])
-        latest = newest_results_file(out)
-        if latest is not None:
-            print(f"\ndistjudge summary ({latest}):\n{summary_table(latest)}")
-            from distjudge_eval.position_bias import summary_lines
-
-            for line in summary_lines(latest):
-                print(f"position bias: {line}")
+        plan.namespace.func(plan.namespace)
+    except ValueError as err:  # a name written in lm-eval's task files that is no task there
+        if not str(err).startswith("Tasks not found"):
+            raise
+        raise UserError(f"{err} (list them with `distjudge eval ls tasks`)") from None
+    _print_summary(Path(plan.namespace.output_path))
     return 0
+
+
+def _run_lm_eval_subcommand(args: list[str]) -> int:
+    """``distjudge eval ls tasks`` / ``validate``: lm-eval's command, seeing our tasks too."""
+    from distjudge_eval.task_names import include_paths
+
+    ns = lm_eval_parsers()[args[0]].parse_args(args[1:])
+    ns.include_path = include_paths([ns.include_path] if ns.include_path else [])
+    ns.func(ns)
+    return 0
+
+
+def _print_summary(output_path: Path) -> None:
+    latest = newest_results_file(output_path)
+    if latest is None:
+        return
+    print(f"\ndistjudge summary ({latest}):\n{summary_table(latest)}")
+    from distjudge_eval.position_bias import summary_lines
+
+    for line in summary_lines(latest):
+        print(f"position bias: {line}")
 
 
 def newest_results_file(output_path: Path) -> Path | None:

@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,7 +307,17 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / "comparison.md").write_text(report.markdown)
         write_csv(report.csv_rows, out / "comparison.csv")
-        if not ns.no_plots:
+        if not ns.no_plots and _have_matplotlib():
             for path in plot(runs, out):
                 print(f"wrote {path}")
     return 0
+
+
+def _have_matplotlib() -> bool:
+    """Plots are optional (extra ``plot``): without matplotlib the tables still get written."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("plots skipped: pip install 'distjudge[plot]'", file=sys.stderr)
+        return False
+    return True

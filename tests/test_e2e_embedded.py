@@ -102,8 +102,10 @@ def check_q_against_transformers(samples: dict[str, list[dict]], tok, model) -> 
 def stock_runs(tmp_path_factory: pytest.TempPathFactory, data_with_mnli: Path) -> dict:
     out = tmp_path_factory.mktemp("stock")
     return {
-        "plain": run_cli(out / "plain", data_with_mnli, ALL_TASKS),
-        "chat": run_cli(out / "chat", data_with_mnli, CHAT_TASKS, "--apply_chat_template"),
+        "plain": run_cli(out / "plain", data_with_mnli, ALL_TASKS, "--model", "hf"),
+        "chat": run_cli(
+            out / "chat", data_with_mnli, CHAT_TASKS, "--model", "hf", "--apply_chat_template"
+        ),
     }
 
 
@@ -197,7 +199,16 @@ def test_verbalized_tasks_with_stock_hf_match_transformers_greedy(
 
     tok, model = direct_model
     cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--tasks", ",".join(VERBAL_TASKS)]
-    cmd += ["--limit", "2", "--output_path", str(tmp_path), "--data_dir", str(data_with_mnli)]
+    cmd += [
+        "--model",
+        "hf",
+        "--limit",
+        "2",
+        "--output_path",
+        str(tmp_path),
+        "--data_dir",
+        str(data_with_mnli),
+    ]
     cmd += ["--apply_chat_template"] if chat else []
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
