@@ -98,29 +98,23 @@ def test_wheel_ships_task_configs(tmp_path: Path) -> None:
     assert {f"distjudge_tasks/{e}" for e in expected} <= shipped
 
 
-def test_eval_defaults_to_embedded_model_and_our_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_eval_defaults_to_hf_judge_on_the_embedded_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISTJUDGE_DATA_DIR", raising=False)
-    argv = cli.build_lm_eval_argv(["--limit", "5", "--data_dir", "/tmp/x", "--strict"])
-    assert argv[0] == "run"
-    model_args = argv[argv.index("--model_args") + 1]
-    assert argv[argv.index("--model") + 1] == "hf" and "gguf_file=" in model_args
-    assert argv[argv.index("--include_path") + 1] == str(tasks_dir())
-    assert "--log_samples" in argv and argv[argv.index("--tasks") + 1] == "distjudge_snli"
-    assert "--data_dir" not in argv and "--strict" not in argv
-    import os
-
-    assert os.environ["DISTJUDGE_DATA_DIR"] == "/tmp/x" and os.environ["DISTJUDGE_STRICT"] == "1"
+    ns = cli.plan_eval(["--limit", "5", "--data_dir", "/tmp/x", "--strict"]).namespace
+    assert ns.model == "hf-judge" and "gguf_file" in ns.model_args
+    assert ns.include_path == [str(tasks_dir())]
+    assert ns.log_samples and ns.tasks == ["distjudge_snli"] and ns.limit == 5
+    assert ns.metadata == {"data_dir": "/tmp/x", "strict": True}
 
 
-def test_eval_keeps_user_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DISTJUDGE_DATA_DIR", "/tmp/y")
-    argv = cli.build_lm_eval_argv(
+def test_eval_keeps_user_flags(tmp_path: Path) -> None:
+    ns = cli.plan_eval(
         [
             "--model",
             "hf",
             "--model_args",
             "pretrained=m",
-            "--include_path=/extra",
+            f"--include_path={tmp_path}",
             "--device",
             "cuda:1",
             "--tasks",
@@ -128,11 +122,11 @@ def test_eval_keeps_user_flags(monkeypatch: pytest.MonkeyPatch) -> None:
             "--output_path",
             "o",
         ]
-    )
-    assert argv[argv.index("--model_args") + 1] == "pretrained=m"
-    assert argv[argv.index("--include_path") + 1] == f"{tasks_dir()},/extra"
-    assert argv[argv.index("--device") + 1] == "cuda:1" and argv.count("--device") == 1
-    assert argv[argv.index("--tasks") + 1] == "distjudge_mtbench"
+    ).namespace
+    assert ns.model == "hf" and ns.model_args == {"pretrained": "m"}
+    assert ns.include_path == [str(tasks_dir()), str(tmp_path.resolve())]
+    assert ns.device == "cuda:1" and ns.output_path == "o"
+    assert ns.tasks == ["distjudge_mtbench"]
 
 
 def test_summary_table_reads_lm_eval_results(tmp_path: Path) -> None:
