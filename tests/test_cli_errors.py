@@ -318,7 +318,9 @@ def test_short_flags_end_to_end_with_openai_judge(tmp_path: Path, data_dir: Path
     data = json.loads(results.read_text())
     assert data["config"]["model"] == "openai-judge"
     assert set(data["results"]) == {"distjudge_mtbench"}
-    for path in (tmp_path / "out").rglob("*"):
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert len(written) == 2  # results and samples
+    for path in written:
         assert "api_key" not in path.read_text() and SECRET not in path.read_text(), path
 
 
