@@ -150,18 +150,25 @@ def plan_eval(args: Sequence[str]) -> EvalPlan:
     data_dir, strict = ns.__dict__.pop("data_dir"), ns.__dict__.pop("strict")
     _merge_config_file(ns)
     api_key = _pop_secrets(ns)
-    user_include = [ns.include_path] if ns.include_path else []
+    user_include = _as_list(ns.include_path)
     ns.include_path = include_paths(user_include)  # a list: lm-eval's TaskManager takes one
     ns.model = ns.model or DEFAULT_MODEL
     if not ns.model_args and ns.model in EMBEDDED_BACKENDS:
         ns.model_args = _embedded_model_args()
-    ns.tasks = list(ns.tasks or DEFAULT_TASKS)
+    ns.tasks = [t for item in _as_list(ns.tasks) for t in item.split(",") if t] or [*DEFAULT_TASKS]
     ns.output_path = ns.output_path or DEFAULT_OUTPUT
     if not getattr(ns, "predict_only", False):
         ns.log_samples = True
     ns.metadata = _run_settings(ns.metadata, data_dir, strict)
     folder = Path(data_dir).expanduser().resolve() if data_dir else None
     return EvalPlan(ns, user_include, folder, api_key)
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    """A flag's one value, or a --config file's list."""
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
 def _merge_config_file(ns: argparse.Namespace) -> None:
@@ -174,13 +181,13 @@ def _merge_config_file(ns: argparse.Namespace) -> None:
 
     try:
         values = EvaluatorConfig.load_yaml_config(ns.config)
+        for key, value in values.items():
+            if key in ("model_args", "metadata", "gen_kwargs") and isinstance(value, str):
+                value = key_val_to_dict(value)
+            if getattr(ns, key, None) in (None, {}, []):
+                setattr(ns, key, value)
     except (OSError, ValueError, TypeError) as err:
         raise UserError(f"--config {ns.config}: {err}") from None
-    for key, value in values.items():
-        if key in ("model_args", "metadata", "gen_kwargs") and isinstance(value, str):
-            value = key_val_to_dict(value)
-        if getattr(ns, key, None) in (None, {}, []):
-            setattr(ns, key, value)
     ns.config = None
 
 

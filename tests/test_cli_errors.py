@@ -118,10 +118,15 @@ def test_api_key_is_scrubbed_in_every_spelling(spelling: list[str]) -> None:
 
 def test_api_key_in_a_config_file_is_scrubbed_too(tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text(f"model: openai-judge\nmodel_args: model=x,api_key={SECRET}\nlimit: 3\n")
-    plan = cli.plan_eval(["--config", str(config), "--tasks", "distjudge_snli"])
+    config.write_text(
+        f"model: openai-judge\nmodel_args: model=x,api_key={SECRET}\nlimit: 3\n"
+        f"tasks: distjudge_snli,distjudge_mtbench\ninclude_path: [{tmp_path}]\n"
+    )
+    plan = cli.plan_eval(["--config", str(config)])
     ns = plan.namespace
     assert ns.model == "openai-judge" and ns.model_args == {"model": "x"} and ns.limit == 3
+    assert ns.tasks == ["distjudge_snli", "distjudge_mtbench"] and ns.config is None
+    assert ns.include_path == [str(tasks_dir()), str(tmp_path.resolve())]
     assert plan.api_key == SECRET and SECRET not in repr(vars(ns))
 
 
