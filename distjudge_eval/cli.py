@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -313,6 +314,9 @@ def preflight_tasks(names: Sequence[str], ns: argparse.Namespace, data_dir: Path
 
     metadata = dict(ns.model_args or {}) | dict(ns.metadata or {})  # lm-eval merges them so
     manager = TaskManager(include_path=ns.include_path, include_defaults=False, metadata=metadata)
+    lm_eval_log = logging.getLogger("lm_eval")
+    level = lm_eval_log.level
+    lm_eval_log.setLevel(logging.ERROR)  # its notes come again when lm-eval builds the tasks
     try:
         manager.load(list(names))
     except KeyError:
@@ -321,6 +325,8 @@ def preflight_tasks(names: Sequence[str], ns: argparse.Namespace, data_dir: Path
         if data_dir is None:
             raise
         raise UserError(f"--data_dir {data_dir}: {err}") from None
+    finally:
+        lm_eval_log.setLevel(level)
 
 
 def run_eval(args: Sequence[str]) -> int:
