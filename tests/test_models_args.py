@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pytest
 import transformers
@@ -86,8 +87,9 @@ def bare_judge(**attrs: object) -> HFJudgeLM:
     return lm
 
 
-@dataclass
-class Entry:
+class Entry(NamedTuple):
+    """A batching entry: ``.item`` (``[0]`` in the old code, so its tests fail on the rule)."""
+
     item: EncodedItem
 
 

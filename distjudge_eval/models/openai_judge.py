@@ -177,8 +177,8 @@ def client_error_message(status: int, body: str, prompt_chars: int) -> str:
         sizes += f", server limit {limit} tokens" if limit is not None else ""
         return (
             f"HTTP {status}, the prompt does not fit the model's context ({sizes}): use a model "
-            f"or server with a longer context (llama.cpp: --ctx-size), or run fewer/shorter "
-            f"items (--limit, a shorter prompt template)"
+            f"or server with a longer context (llama.cpp: --ctx-size / --n_ctx), or a shorter "
+            f"prompt template for the task"
         )
     return f"HTTP {status}: {excerpt}"
 
