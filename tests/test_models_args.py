@@ -13,7 +13,7 @@ import transformers
 
 from distjudge_eval.embedded import embedded_model_args
 from distjudge_eval.errors import UserError
-from distjudge_eval.models.hf_judge import HFJudgeLM
+from distjudge_eval.models.hf_judge import HFJudgeLM, from_pretrained_args
 from distjudge_eval.models.openai_judge import OpenAIJudgeLM
 from distjudge_eval.readout import EncodedItem
 
@@ -62,6 +62,13 @@ def test_hf_judge_passes_from_pretrained_args_and_config_fields_on(
 ) -> None:
     with pytest.raises(AssertionError, match=f"weights loaded with .*{extra.split('=')[0]}"):
         HFJudgeLM.create_from_arg_string(f"{embedded_model_args()},{extra}", HARNESS)
+
+
+def test_from_pretrained_args_are_read_from_transformers() -> None:
+    """Named, popped, and retired-but-tolerated keys all count (no hand-kept list)."""
+    names = from_pretrained_args()
+    assert {"device_map", "attn_implementation", "cache_dir", "low_cpu_mem_usage"} <= names
+    assert "max_batch_token" not in names
 
 
 def test_hf_judge_rejects_unknown_keys_for_a_built_model() -> None:

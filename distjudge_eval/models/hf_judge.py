@@ -76,7 +76,8 @@ def hflm_args() -> list[str]:
 
 def from_pretrained_args() -> set[str]:
     """What transformers' ``from_pretrained`` takes: named parameters and the keys it pops from
-    ``**kwargs`` (read from its source, so a new transformers version needs no list here)."""
+    ``**kwargs``, also the retired ones it drops quietly (``low_cpu_mem_usage``), read from its
+    source so a new transformers version needs no list here."""
     from transformers import PreTrainedModel
     from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
@@ -89,6 +90,8 @@ def from_pretrained_args() -> set[str]:
         except (OSError, TypeError):
             continue
         names |= set(re.findall(r"kwargs\.(?:pop|get)\(\s*[\"'](\w+)[\"']", source))
+        for listed in re.findall(r"for \w+ in \[([^\]]*)\]", source):  # popped in a loop
+            names |= set(re.findall(r"[\"'](\w+)[\"']", listed))
     return names
 
 
