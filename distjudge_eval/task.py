@@ -95,8 +95,6 @@ class DistributionTask(ConfigurableTask):
             from distjudge_eval.verbalized import reply_text, score
 
             return score(doc, reply_text(results), self.label_set)
-        if self.temperature == 1.0:
-            return metrics.process_results(doc, results)
         return metrics.process_results(doc, results, temperature=self.temperature)
 
     @staticmethod

@@ -89,7 +89,7 @@ def score(doc: Mapping[str, Any], text: str, label_set: LabelSet | None) -> dict
     """Every distjudge metric for one verbalized reply, plus ``parse_fail``."""
     p = binary_target(doc["p"]) if label_set is None else list(doc["p"])
     q, parsed = verbal_q(text, label_set)
-    out = item_metrics(p, np.log(q), str(doc["id"]))
+    out = item_metrics(p, np.log(q), str(doc["id"]), order=doc.get("order"))
     out.pop("label_mass")
     out["parse_fail"] = 0.0 if parsed else 1.0
     return out

@@ -12,17 +12,17 @@ import pytest
 from lm_eval.tasks import TaskManager, get_task_dict
 
 from distjudge_eval import cli
-from distjudge_eval.data.registry import BENCHMARKS
+from distjudge_eval.data.catalog import find_task
 from distjudge_eval.paths import tasks_dir
 
 REPO = Path(__file__).resolve().parents[1]
-TASK_BENCH = {
-    "distjudge_snli": "snli",
-    "distjudge_mtbench": "mtbench",
-    "distjudge_summeval_coherence": "summeval",
-    "distjudge_summeval_consistency": "summeval",
-    "distjudge_summeval_fluency": "summeval",
-    "distjudge_summeval_relevance": "summeval",
+GROUP_TASKS = {
+    "distjudge_snli",
+    "distjudge_mtbench",
+    "distjudge_summeval_coherence",
+    "distjudge_summeval_consistency",
+    "distjudge_summeval_fluency",
+    "distjudge_summeval_relevance",
 }
 
 
@@ -50,13 +50,13 @@ def monkeypatch_module():
 
 
 def test_group_holds_every_task_with_prompts_and_labels(tasks: dict) -> None:
-    assert set(tasks) == set(TASK_BENCH)
+    assert set(tasks) == GROUP_TASKS
     for name, task in tasks.items():
         docs = list(task.test_docs())
         assert docs and all(d["split"] == "test" for d in docs)
         doc = docs[0]
         text = task.doc_to_text(doc)
-        labels = list(BENCHMARKS[TASK_BENCH[name]].label_set.labels)
+        labels = list(find_task(name).spec.labels)
         assert task.doc_to_choice(doc) == labels
         assert "{{" not in text and text.endswith("Answer:")
         assert ", ".join(labels) in text  # the closing line lists the allowed labels
