@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from distjudge_eval.distributions import DELTAS, N_DIRECTIONS, perturb, plurality_target
+from distjudge_eval.errors import UserError
 from distjudge_eval.pairwise import swap_permutation
 from distjudge_eval.worst_case import worst_case_kl
 
@@ -160,6 +161,22 @@ def check_temperature(temperature: float) -> float:
     return t
 
 
+P_SUM_TOL = 1e-6
+
+
+def check_distribution(p: Sequence[float], item_id: str) -> np.ndarray:
+    """p as float64, refused unless it is a distribution: whatever path built it (a task of
+    ours, or a hand-written one that stored raw counts as p), a wrong p is never scored."""
+    pa = np.asarray(p, dtype=np.float64)
+    ok = pa.ndim == 1 and pa.size >= 1 and np.isfinite(pa).all() and (pa >= 0).all()
+    if not ok or abs(pa.sum() - 1.0) > P_SUM_TOL:
+        raise UserError(
+            f"item {item_id}: p = {list(p)} is not a probability distribution (non-negative, "
+            "summing to 1); store vote counts under votes_field and let distjudge normalise them"
+        )
+    return pa
+
+
 def item_metrics(
     p: Sequence[float],
     label_scores: Sequence[float],
@@ -174,7 +191,7 @@ def item_metrics(
     ``order`` is the doc's slot order: in ``"swapped"`` items the random perturbation directions
     are permuted with the labels (``kl_exp``); ``kl_worst`` does not depend on label order.
     """
-    pa = np.asarray(p, dtype=np.float64)
+    pa = check_distribution(p, item_id)
     if pa.shape != (len(label_scores),):
         raise ValueError(f"item {item_id}: p has {pa.size} labels but {len(label_scores)} scores")
     raw = np.asarray(label_scores, dtype=np.float64)

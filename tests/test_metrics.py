@@ -247,3 +247,12 @@ def test_process_results_reads_lm_eval_multiple_choice_results() -> None:
     doc = {"id": "a", "p": [0.2, 0.8, 0.0]}
     results = [(-3.0, False), (-1.0, True), (-2.0, False)]
     assert M.process_results(doc, results) == M.item_metrics(doc["p"], [-3.0, -1.0, -2.0], "a")
+
+
+@pytest.mark.parametrize("p", [[60, 40], [0.0, 0.0], [1.0, 1.0], [-0.5, 1.5], [float("nan"), 1.0]])
+def test_p_that_is_not_a_distribution_is_refused(p: list[float]) -> None:
+    from distjudge_eval.errors import UserError
+    from distjudge_eval.metrics import process_results
+
+    with pytest.raises(UserError, match=r"item x: p = .* is not a probability distribution"):
+        process_results({"p": p, "id": "x"}, [(-1.0, False), (-2.0, False)])
