@@ -56,7 +56,16 @@ def run_cli(out: Path, data: Path, tasks: list[str], *extra: str) -> dict[str, l
     (results_file,) = out.glob("**/results_*.json")
     results = json.loads(results_file.read_text())["results"]
     for task in tasks:
-        for metric in ("kl", "acc", "js", "brier", "ece", "entropy_gap", "kl_worst_0.25", "kl_exp_0.25"):
+        for metric in (
+            "kl",
+            "acc",
+            "js",
+            "brier",
+            "ece",
+            "entropy_gap",
+            "kl_worst_0.25",
+            "kl_exp_0.25",
+        ):
             assert math.isfinite(results[task][f"{metric},none"]), (task, metric)
     return samples
 
