@@ -14,6 +14,7 @@ import difflib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -144,13 +145,13 @@ def plan_eval(args: Sequence[str]) -> EvalPlan:
     """Parse like ``lm-eval run``, then fill distjudge's defaults where the user gave none."""
     from distjudge_eval.task_names import include_paths
 
-    args = list(args)
+    args, raw_key = _strip_secret_args(list(args))
     if args[:1] == ["run"]:
         args = args[1:]
     ns = eval_parser().parse_args(args)
     data_dir, strict = ns.__dict__.pop("data_dir"), ns.__dict__.pop("strict")
     _merge_config_file(ns)
-    api_key = _pop_secrets(ns)
+    api_key = _pop_secrets(ns) or raw_key
     user_include = _as_list(ns.include_path)
     ns.include_path = include_paths(user_include)  # a list: lm-eval's TaskManager takes one
     ns.model = ns.model or DEFAULT_MODEL
@@ -190,6 +191,24 @@ def _merge_config_file(ns: argparse.Namespace) -> None:
     except (OSError, ValueError, TypeError) as err:
         raise UserError(f"--config {ns.config}: {err}") from None
     ns.config = None
+
+
+_SECRET_ARG = re.compile(r"(^|,|=)\s*(?:" + "|".join(SECRET_KEYS) + r")\s*=\s*([^,]*)")
+
+
+def _strip_secret_args(args: list[str]) -> tuple[list[str], str | None]:
+    """Take ``api_key=...`` out of the raw argument strings before anything parses them: lm-eval's
+    key=value parser logs a repeated key with its value."""
+    key = None
+    out = []
+    for arg in args:
+        found = _SECRET_ARG.findall(arg)
+        if found:
+            key = found[-1][1].strip()
+            arg = _SECRET_ARG.sub(lambda m: m.group(1) if m.group(1) == "=" else "", arg)
+            arg = arg.strip(",").replace("=,", "=")
+        out.append(arg)
+    return out, key
 
 
 def _pop_secrets(ns: argparse.Namespace) -> str | None:

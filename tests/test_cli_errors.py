@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -114,6 +115,15 @@ def test_api_key_is_scrubbed_in_every_spelling(spelling: list[str]) -> None:
     assert plan.api_key == SECRET
     assert plan.namespace.model_args == {"model": "x"}
     assert SECRET not in repr(vars(plan.namespace))
+
+
+def test_a_repeated_api_key_never_reaches_a_log(caplog: pytest.LogCaptureFixture) -> None:
+    """lm-eval's key=value parser logs a repeated key with its value: ours is gone before."""
+    caplog.set_level(logging.DEBUG)
+    args = ["-M", "openai-judge", "-a", f"model=x,api_key=old-{SECRET},api_key={SECRET}"]
+    plan = cli.plan_eval([*args, "-t", "distjudge_snli"])
+    assert plan.api_key == SECRET and plan.namespace.model_args == {"model": "x"}
+    assert SECRET not in caplog.text and "api_key" not in caplog.text
 
 
 def test_api_key_in_a_config_file_is_scrubbed_too(tmp_path: Path) -> None:
