@@ -117,46 +117,30 @@ def prior_baseline(
     return q, rows
 
 
-def docs_by_task(path: str | Path) -> dict[str, list[dict[str, Any]]]:
-    """The docs (with ``p`` and ``id``) of every task in an lm-eval output folder or file."""
-    path = Path(path)
-    files = [path] if path.is_file() else sorted(path.glob("**/samples_*.jsonl*"))
-    out: dict[str, list[dict[str, Any]]] = {}
-    for file in files:
-        if not file.name.endswith((".jsonl", ".jsonl.gz")):
-            continue
-        task = file.name[len("samples_") :].split(".jsonl")[0].rsplit("_", 1)[0]
-        opener = gzip.open if file.suffix == ".gz" else open
-        with opener(file, "rt") as fh:
-            docs = [json.loads(line)["doc"] for line in fh]
-        out[task] = [d for d in docs if "p" in d]  # a rerun of a task replaces it
-    if not out:
-        raise FileNotFoundError(f"{path}: no samples_*.jsonl[.gz] with docs")
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``distjudge baseline TRAIN TEST OUT``: the prior judge of every task in both runs."""
+    """``distjudge baseline --tasks T1,T2 --out DIR``: the prior judge of each task, no model."""
+    from distjudge_eval.data.catalog import find_task, load_task_items
+
     parser = argparse.ArgumentParser(
         prog="distjudge baseline",
-        description="Score the prior judge (q = mean human p of the train split) on the test "
-        "items, written as an lm-eval run for `distjudge compare`. TRAIN and TEST are lm-eval "
-        "outputs with --log_samples (any model) on the train and test splits; only their docs "
-        "are read.",
+        description="Score the prior judge (q = mean human p of the task's train split) on the "
+        "test items, written as an lm-eval run for `distjudge compare`. No model is loaded.",
     )
-    parser.add_argument("train", help="lm-eval output (folder or samples file) on the train split")
-    parser.add_argument("test", help="lm-eval output (folder or samples file) on the test split")
-    parser.add_argument("out", help="folder to write results_*.json and samples_*.jsonl.gz")
+    parser.add_argument("--tasks", required=True, help="comma-separated distjudge task names")
+    parser.add_argument("--out", required=True, help="folder for results_*.json and samples")
+    parser.add_argument("--limit", type=int, default=None, help="first N test items, as lm-eval")
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--include_path", action="append", default=[], help="your task folder")
     args = parser.parse_args(argv)
-    train, test = docs_by_task(args.train), docs_by_task(args.test)
-    shared = sorted(set(train) & set(test))
-    if not shared:
-        parser.error(f"no task in both runs (train: {sorted(train)}, test: {sorted(test)})")
-    task_rows = {t: score_items(test[t], prior_distribution(train[t])) for t in shared}
-    path = write_run(args.out, task_rows, model="prior")
-    for task in shared:
-        q = prior_distribution(train[task])
+    task_rows = {}
+    for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
+        find_task(task, args.include_path)  # an unknown name is one line
+        items = load_task_items(task, args.data_dir, folders=args.include_path)
+        train = [it for it in items if it["split"] == "train"]
+        test = [it for it in items if it["split"] == "test"][: args.limit]
+        q = prior_distribution(train)
+        task_rows[task] = score_items(test, q)
         kl = np.mean([r["kl"] for r in task_rows[task]])
-        print(f"{task}: prior q = {np.round(q, 4).tolist()}, test KL = {kl:.4f}")
-    print(f"wrote {path}")
+        print(f"{task}: prior q = {np.round(q, 4).tolist()}, {len(test)} test items, KL = {kl:.4f}")
+    print(f"wrote {write_run(args.out, task_rows, model='prior')}")
     return 0

@@ -69,6 +69,14 @@ def _dispatch(argv: list[str]) -> int:
         from distjudge_eval.sweep import main as sweep_main
 
         return sweep_main(rest)
+    if command == "calibrate":
+        from distjudge_eval.temperature import main as calibrate_main
+
+        return calibrate_main(rest)
+    if command == "baseline":
+        from distjudge_eval.baselines import main as baseline_main
+
+        return baseline_main(rest)
     if command == "bench":
         from distjudge_eval.bench import main as bench_main
 
@@ -89,6 +97,8 @@ commands:
   sft    fine-tune a verbalized pairwise judge on human probabilities (TRL SFTTrainer)
   grpo   RL for a verbalized pairwise judge from one vote per prompt (TRL GRPOTrainer)
   sweep  train + evaluate the alpha x epsilon grid (resumable), with tables and a KL-over-alpha plot
+  calibrate  fit a temperature on a train-split run's samples (apply: --metadata temperature)
+  baseline   the prior judge (mean train p, reads nothing) of tasks, as a run for compare
   bench  readout | projection | adversary: side-by-side timings printed as ratios
 """
 

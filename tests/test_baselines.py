@@ -33,13 +33,30 @@ def test_prior_baseline_by_hand(tmp_path: Path) -> None:
     assert run.samples["distjudge_toy"][1]["kl"] == pytest.approx(kl_d, rel=1e-9)
 
 
-def test_baseline_main_reads_docs_of_two_runs(tmp_path: Path, capsys) -> None:
-    for split, ps in (("train", [[0.2, 0.8], [0.4, 0.6]]), ("test", [[1.0, 0.0]])):
-        rows = B.score_items([{"id": f"{split}{i}", "p": p} for i, p in enumerate(ps)], [0.5, 0.5])
-        B.write_run(tmp_path / split, {"distjudge_pair": rows}, model="any")
-    assert B.main([str(tmp_path / "train"), str(tmp_path / "test"), str(tmp_path / "out")]) == 0
-    assert "prior q = [0.3, 0.7]" in capsys.readouterr().out
-    row = load_run(tmp_path / "out").samples["distjudge_pair"][0]
-    assert row["kl"] == pytest.approx(np.log(1 / 0.3))
+def test_baseline_main_scores_a_task_without_a_model(tmp_path: Path, capsys) -> None:
+    import json
+
+    rows = [{"id": f"i{i}", "t": "x", "v": ["a"] * (i % 3) + ["b"] * 2} for i in range(40)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "t.yaml").write_text(
+        "task: my_pair\nclass: !function distjudge_eval.task.DistributionTask\n"
+        "doc_to_choice: [a, b]\ndoc_to_text: '{{t}}'\n"
+        "dataset_kwargs: {data_files: d.jsonl, votes_field: v, fields: [t]}\n"
+    )
+    argv = ["--tasks", "my_pair", "--include_path", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert B.main([*argv, "--limit", "3"]) == 0
+    from distjudge_eval.data.catalog import load_task_items
+
+    items = load_task_items("my_pair", folders=[tmp_path])
+    train = [it for it in items if it["split"] == "train"]
+    test = [it for it in items if it["split"] == "test"][:3]
+    q = np.mean([it["p"] for it in train], axis=0)
+    assert f"prior q = {np.round(q, 4).tolist()}, 3 test items" in capsys.readouterr().out
+    run = load_run(tmp_path / "o").samples["my_pair"]
+    assert len(run) == 3
+    for i, it in enumerate(test):
+        p = np.asarray(it["p"])
+        kl = sum(pk * np.log(pk / qk) for pk, qk in zip(p, q) if pk > 0)
+        assert run[i]["kl"] == pytest.approx(kl, rel=1e-9)
     with pytest.raises(ValueError, match="label counts"):
         B.prior_distribution([{"p": [1.0, 0.0]}, {"p": [1.0, 0.0, 0.0]}])
