@@ -9,67 +9,67 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import io
-import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from distjudge_eval.distributions import DELTAS
 from distjudge_eval.metrics import delta_metric_name, expected_calibration_error
 from distjudge_eval.position_bias import ORDER_AVG, POSITION_METRICS, add_order_averaged
+from distjudge_eval.runs import Run, read_run
+from distjudge_eval.seeding import stable_hash
 
 BOOTSTRAP = 2000
 SEED = 0
 
 
-@dataclass
-class Run:
-    """One lm-eval output: per task, per doc_id, the per-sample record."""
-
-    name: str
-    samples: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
-
-
 def load_run(folder: Path, name: str | None = None, pattern: str = "**/samples_*.jsonl*") -> Run:
-    """Per-sample rows of every task in an lm-eval output folder (``.jsonl`` or ``.jsonl.gz``)."""
-    files = sorted(p for p in folder.glob(pattern) if p.name.endswith((".jsonl", ".jsonl.gz")))
-    if not files:
-        raise FileNotFoundError(f"{folder}: no samples_*.jsonl (run lm-eval with --log_samples)")
-    run = Run(name or folder.name)
-    for path in files:
-        task = path.name[len("samples_") :].rsplit("_", 1)[0]
-        rows = {}
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt") as fh:
-            for line in fh:
-                row = json.loads(line)
-                if "kl" in row:
-                    rows[int(row["doc_id"])] = row
-        if rows:  # a later file of the same task (a rerun) replaces an earlier one
-            run.samples[task] = rows
+    """A run's rows plus the order-averaged tasks of those scored in both slot orders."""
+    run = read_run(folder, name, pattern)
     add_order_averaged(run.samples)
     return run
 
 
-def bootstrap_ci(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
-    """Percentile 95% interval of the mean."""
-    idx = rng.integers(0, len(values), size=(BOOTSTRAP, len(values)))
-    means = values[idx].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+def comparison_seed(*names: str) -> int:
+    """One seed per comparison (run, task, metric): an interval does not depend on which other
+    runs or tasks are in the report, nor on their order."""
+    return stable_hash(SEED, *names) % 2**32
 
 
-def paired_test(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
-    """Mean of b − a with a bootstrap 95% interval, and a two-sided sign-flip permutation p."""
-    diff = b - a
-    lo, hi = bootstrap_ci(diff, rng)
-    signs = rng.choice([-1.0, 1.0], size=(BOOTSTRAP, len(diff)))
-    null = np.abs((signs * diff).mean(axis=1))
-    p = float((np.sum(null >= abs(diff.mean()) - 1e-15) + 1) / (BOOTSTRAP + 1))
+def bootstrap_ci(values: np.ndarray, seed: int) -> tuple[float, float]:
+    """Percentile 95% bootstrap interval of the mean (scipy.stats.bootstrap)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2 or np.ptp(values) == 0:
+        return float(values.mean()), float(values.mean())
+    res = stats.bootstrap(
+        (values,), np.mean, n_resamples=BOOTSTRAP, method="percentile", random_state=seed
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def paired_test(a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, float]:
+    """Mean of b − a with a bootstrap 95% interval, and a two-sided sign-flip permutation p
+    (scipy.stats.permutation_test on the differences; exact when 2^n ≤ the resample count)."""
+    diff = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
+    lo, hi = bootstrap_ci(diff, seed)
+    if np.all(diff == 0):
+        p = 1.0
+    else:
+        test = stats.permutation_test(
+            (diff,),
+            lambda x, axis: np.mean(x, axis=axis),
+            permutation_type="samples",
+            n_resamples=BOOTSTRAP,
+            alternative="two-sided",
+            vectorized=True,
+            random_state=seed,
+        )
+        p = float(test.pvalue)
     return {"mean_diff": float(diff.mean()), "lo": lo, "hi": hi, "p": p, "n": len(diff)}
 
 
@@ -97,7 +97,6 @@ class Report:
 
 
 def compare(runs: list[Run]) -> Report:
-    rng = np.random.default_rng(SEED)
     tasks = [t for t in tasks_of(runs) if shared_ids(runs, t)]
     md = io.StringIO()
     rows: list[dict[str, Any]] = []
@@ -110,7 +109,7 @@ def compare(runs: list[Run]) -> Report:
             ids = shared_ids(runs, task)
             for metric in ("kl", "acc"):
                 vals = metric_array(run, task, metric, ids)
-                lo, hi = bootstrap_ci(vals, rng)
+                lo, hi = bootstrap_ci(vals, comparison_seed(run.name, task, metric))
                 cells.append(f"{vals.mean():.3f} [{lo:.3f}, {hi:.3f}]")
                 rows.append(
                     {
@@ -168,7 +167,7 @@ def compare(runs: list[Run]) -> Report:
                 cells = []
                 for metric in POSITION_METRICS:
                     vals = metric_array(run, task, metric, ids)
-                    lo, hi = bootstrap_ci(vals, rng)
+                    lo, hi = bootstrap_ci(vals, comparison_seed(run.name, task, metric))
                     cells.append(f"{vals.mean():.3f} [{lo:.3f}, {hi:.3f}]")
                     rows.append(
                         {"run": run.name, "task": task, "metric": metric, "mean": vals.mean(),
@@ -192,7 +191,9 @@ def compare(runs: list[Run]) -> Report:
             for task in tasks:
                 ids = shared_ids(runs, task)
                 res = paired_test(
-                    metric_array(base, task, "kl", ids), metric_array(run, task, "kl", ids), rng
+                    metric_array(base, task, "kl", ids),
+                    metric_array(run, task, "kl", ids),
+                    comparison_seed(base.name, run.name, task, "kl"),
                 )
                 md.write(
                     f"| {run.name} | {task} | {res['mean_diff']:+.3f} [{res['lo']:+.3f}, "

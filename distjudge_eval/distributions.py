@@ -7,11 +7,12 @@ onto the simplex and onto simplex ∩ L2-ball that the metrics and the trainer's
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from distjudge_eval.seeding import stable_hash
 
 if TYPE_CHECKING:
     import torch
@@ -60,8 +61,7 @@ def project_to_simplex(v: np.ndarray) -> np.ndarray:
 
 def item_seed(item_id: str, salt: str = "delta") -> int:
     """A 64-bit seed from an item id, stable across runs, machines and Python hash seeds."""
-    digest = hashlib.sha256(f"{salt}:{item_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")
+    return stable_hash(salt, item_id)
 
 
 N_DIRECTIONS = 64

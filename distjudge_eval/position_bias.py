@@ -19,6 +19,7 @@ import numpy as np
 
 from distjudge_eval.metrics import item_metrics
 from distjudge_eval.pairwise import prob_first_wins, swap_distribution
+from distjudge_eval.runs import read_run
 
 SWAPPED = "_swapped"
 ORDER_AVG = "_order_avg"
@@ -72,13 +73,12 @@ def add_order_averaged(samples: dict[str, dict[int, dict[str, Any]]]) -> list[st
 
 def summary_lines(results_file: Path) -> list[str]:
     """One line per task scored in both orders by the run that wrote ``results_file``."""
-    from distjudge_eval.compare import load_run
-
     stamp = results_file.stem[len("results_") :]
     try:
-        run = load_run(results_file.parent, pattern=f"samples_*_{stamp}.jsonl")
+        run = read_run(results_file.parent, pattern=f"samples_*_{stamp}.jsonl")
     except FileNotFoundError:
         return []
+    add_order_averaged(run.samples)
     lines = []
     for task in paired_tasks(run.samples):
         rows = run.samples.get(task + ORDER_AVG, {})

@@ -11,7 +11,6 @@ order from the task's ``_swapped`` twin. Targets:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import numpy as np
 from distjudge_eval.errors import UserError
 from distjudge_eval.pairwise import binary_target
 from distjudge_eval.position_bias import SWAPPED
+from distjudge_eval.seeding import stable_hash
 from trainer.data import TaskDocs, chat_fn, check_p, load_task
 
 logger = logging.getLogger("distjudge")
@@ -141,8 +141,7 @@ def sparse_label(votes: list[int], item_id: str, seed: int, ties: str) -> float 
     """One vote drawn from the item's votes (fixed per item and seed): 1 = B won, 0 = A won."""
     if ties not in ("drop", "half"):
         raise ValueError(f"ties must be drop or half, got {ties!r}")
-    digest = hashlib.sha256(f"{seed}:{item_id}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    rng = np.random.default_rng(stable_hash(seed, item_id))
     counts = np.asarray(votes, dtype=np.float64)
     vote = int(rng.choice(3, p=counts / counts.sum()))
     if vote == 2:

@@ -7,7 +7,6 @@ label, in the label set's order), ``p`` (votes normalised), ``target`` (first pl
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ import numpy as np
 
 from distjudge_eval.distributions import votes_to_p
 from distjudge_eval.errors import UserError
+from distjudge_eval.seeding import stable_hash
 
 logger = logging.getLogger("distjudge")
 
@@ -27,8 +27,7 @@ TRAIN_FRACTION = 0.8
 
 def split_of(split_key: str, seed: int = SPLIT_SEED, train_fraction: float = TRAIN_FRACTION) -> str:
     """Deterministic train/test assignment from a hash of (seed, key): stable across machines."""
-    digest = hashlib.sha256(f"{seed}:{split_key}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
+    u = stable_hash(seed, split_key, byteorder="big") / 2**64
     return "train" if u < train_fraction else "test"
 
 
@@ -87,5 +86,3 @@ class SkipLog:
         parts = [f"{n} {why} (first at {self.examples[why]})" for why, n in self.counts.items()]
         return f"{self.source}: skipped {self.total} rows: " + "; ".join(parts)
 
-    def report(self) -> None:
-        (logger.warning if self.counts else logger.info)(self.summary())

@@ -1,0 +1,53 @@
+"""Reading lm-eval output folders: the per-sample rows of every task, one job, one home.
+
+``compare``, ``position_bias`` and ``sweep`` read runs through here. Rows stored before a
+metric existed (e.g. runs made before ``kl_worst_δ``) gain it from the row's own scores
+(:func:`distjudge_eval.metrics.metrics_from_sample`), so old and new runs compare like for like.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distjudge_eval.metrics import METRICS, metrics_from_sample
+
+
+@dataclass
+class Run:
+    """One lm-eval output: per task, per doc_id, the per-sample record."""
+
+    name: str
+    samples: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+
+
+def read_run(folder: Path, name: str | None = None, pattern: str = "**/samples_*.jsonl*") -> Run:
+    """Per-sample rows of every task in an lm-eval output folder (``.jsonl`` or ``.jsonl.gz``)."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.glob(pattern) if p.name.endswith((".jsonl", ".jsonl.gz")))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no samples_*.jsonl (run lm-eval with --log_samples)")
+    run = Run(name or folder.name)
+    for path in files:
+        task = path.name[len("samples_") :].rsplit("_", 1)[0]
+        rows = {}
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as fh:
+            for line in fh:
+                row = json.loads(line)
+                if "kl" in row:
+                    rows[int(row["doc_id"])] = _backfill(row)
+        if rows:  # a later file of the same task (a rerun) replaces an earlier one
+            run.samples[task] = rows
+    return run
+
+
+def _backfill(row: dict[str, Any]) -> dict[str, Any]:
+    """Registry metrics missing from an older row, recomputed from its stored scores."""
+    if all(m.name in row for m in METRICS if m.name not in ("label_mass", "parse_fail")):
+        return row
+    fresh = metrics_from_sample(row)
+    return {**fresh, **{k: v for k, v in row.items() if k in fresh or k not in fresh}}
