@@ -85,4 +85,3 @@ class SkipLog:
             return f"{self.source}: no rows skipped"
         parts = [f"{n} {why} (first at {self.examples[why]})" for why, n in self.counts.items()]
         return f"{self.source}: skipped {self.total} rows: " + "; ".join(parts)
-
