@@ -285,3 +285,19 @@ def test_mnli_runs_on_the_chaosnli_items_with_their_five_labels(nli_tasks: dict)
         assert doc["split"] == twin["split"] and doc["split_key"] == doc["id"][:-1]
         assert twin["n_votes"] == 100
     assert Counter(d["split"] for d in mnli) == {"train": 1271, "test": 328}
+
+
+def test_run_settings_eval_split_and_temperature(toxicity: Path) -> None:
+    task = build(toxicity, "my_toxicity", metadata={"eval_split": "train", "temperature": 2.0})
+    assert {d["split"] for d in task.test_docs()} == {"train"}
+    doc = task.test_docs()[0]
+    scores = [(-1.0, False), (-3.0, False)]
+    hot = task.process_results(doc, scores)
+    import numpy as np
+
+    q = np.exp(np.array([-0.5, -1.5]) - np.logaddexp(-0.5, -1.5))  # softmax(scores / 2)
+    p = np.asarray(doc["p"])
+    kl = sum(pk * np.log(pk / qk) for pk, qk in zip(p, q) if pk > 0)
+    assert hot["kl"] == pytest.approx(kl, rel=1e-12)
+    with pytest.raises(UserError, match="temperature must be a positive number"):
+        build(toxicity, "my_toxicity", metadata={"temperature": 0})
