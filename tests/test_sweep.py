@@ -99,11 +99,14 @@ def test_summary_tables_and_plot_match_the_samples(tmp_path: Path) -> None:
     assert "| 1 | " in md and "Raw model" in md
 
 
-def test_sweep_refuses_flags_it_sets(tmp_path: Path) -> None:
+def test_sweep_refuses_flags_it_sets(tmp_path: Path, capsys) -> None:
     from distjudge_eval.sweep import main
 
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as info:
         main(["--task", "distjudge_snli", "--out", str(tmp_path), "--", "--alpha", "0.3"])
+    assert info.value.code == 2
+    assert "--alpha is set by the sweep" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before any cell ran
 
 
 @pytest.mark.slow
