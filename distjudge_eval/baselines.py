@@ -117,6 +117,37 @@ def prior_baseline(
     return q, rows
 
 
+def prior_kl_of_run(
+    results_file: Path, data_dir: str | Path | None, folders: Sequence[str | Path] = ()
+) -> dict[str, float]:
+    """Mean KL of the prior judge on exactly the items a run scored, per distjudge task of the
+    run (tasks that are not ours, or whose data cannot be read, are left out)."""
+    from distjudge_eval.data.catalog import find_tasks, load_task_items
+    from distjudge_eval.errors import UserError
+    from distjudge_eval.metrics import kl_divergence
+    from distjudge_eval.paths import tasks_dir
+    from distjudge_eval.runs import read_run
+
+    stamp = results_file.stem[len("results_") :]
+    try:
+        run = read_run(results_file.parent, pattern=f"samples_*_{stamp}.jsonl*")
+    except FileNotFoundError:
+        return {}
+    ours = {e.name for e in find_tasks([tasks_dir(), *folders])}
+    out = {}
+    for task, rows in run.samples.items():
+        if task not in ours:
+            continue
+        try:
+            items = load_task_items(task, data_dir, folders=folders)
+        except UserError:
+            continue
+        q = prior_distribution([it for it in items if it["split"] == "train"])
+        log_q = np.log(np.maximum(q, 1e-300))
+        out[task] = float(np.mean([kl_divergence(r["doc"]["p"], log_q) for r in rows.values()]))
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``distjudge baseline --tasks T1,T2 --out DIR``: the prior judge of each task, no model."""
     from distjudge_eval.data.catalog import find_task, load_task_items

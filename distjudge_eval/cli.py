@@ -379,7 +379,7 @@ def run_eval(args: Sequence[str]) -> int:
         if not str(err).startswith("Tasks not found"):
             raise
         raise UserError(f"{err} (list them with `distjudge eval ls tasks`)") from None
-    _print_summary(Path(plan.namespace.output_path))
+    _print_summary(Path(plan.namespace.output_path), plan)
     return 0
 
 
@@ -393,11 +393,19 @@ def _run_lm_eval_subcommand(args: list[str]) -> int:
     return 0
 
 
-def _print_summary(output_path: Path) -> None:
+def _print_summary(output_path: Path, plan: EvalPlan) -> None:
     latest = newest_results_file(output_path)
     if latest is None:
         return
-    print(f"\ndistjudge summary ({latest}):\n{summary_table(latest)}")
+    from distjudge_eval.baselines import prior_kl_of_run
+
+    prior = prior_kl_of_run(latest, plan.data_dir, plan.user_include)
+    print(f"\ndistjudge summary ({latest}):\n{summary_table(latest, prior)}")
+    if prior:
+        print(
+            "prior kl: the judge that reads nothing (q = mean p of the task's train split) on "
+            "the same items; a judge worth using has a lower kl"
+        )
     from distjudge_eval.position_bias import summary_lines
 
     for line in summary_lines(latest):
@@ -411,17 +419,22 @@ def newest_results_file(output_path: Path) -> Path | None:
     return max(files, key=lambda p: p.stat().st_mtime) if files else None
 
 
-def summary_table(results_file: Path) -> str:
-    """Markdown table: one row per task, the distribution metrics side by side."""
+def summary_table(results_file: Path, prior_kl: dict[str, float] | None = None) -> str:
+    """Markdown table: one row per task, the distribution metrics side by side, and the prior
+    judge's KL on the same items when known (read the table from that baseline)."""
     data = json.loads(results_file.read_text())
-    rows = ["| task | n | " + " | ".join(SUMMARY_METRICS) + " |"]
-    rows.append("|---|---:|" + "---:|" * len(SUMMARY_METRICS))
+    prior_kl = prior_kl or {}
+    extra = " prior kl |" if prior_kl else ""
+    rows = ["| task | n | " + " | ".join(SUMMARY_METRICS) + " |" + extra]
+    rows.append("|---|---:|" + "---:|" * len(SUMMARY_METRICS) + ("---:|" if prior_kl else ""))
     for task, metrics in sorted(data.get("results", {}).items()):
         if "kl,none" not in metrics:
             continue
         n = data.get("n-samples", {}).get(task, {}).get("effective", "group")
         vals = [metrics.get(f"{m},none") for m in SUMMARY_METRICS]
         cells = [f"{v:.4f}" if isinstance(v, (int, float)) else "" for v in vals]
+        if prior_kl:
+            cells.append(f"{prior_kl[task]:.4f}" if task in prior_kl else "")
         rows.append(f"| {task.strip(' -')} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -60,3 +60,26 @@ def test_baseline_main_scores_a_task_without_a_model(tmp_path: Path, capsys) -> 
         assert run[i]["kl"] == pytest.approx(kl, rel=1e-9)
     with pytest.raises(ValueError, match="label counts"):
         B.prior_distribution([{"p": [1.0, 0.0]}, {"p": [1.0, 0.0, 0.0]}])
+
+
+def test_prior_kl_of_a_run_uses_exactly_the_items_it_scored(tmp_path: Path) -> None:
+    import json
+
+    from distjudge_eval.data.catalog import load_task_items
+
+    rows = [{"id": f"i{i}", "t": "x", "v": ["a"] * (i % 4) + ["b"]} for i in range(40)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "t.yaml").write_text(
+        "task: my_pair\nclass: !function distjudge_eval.task.DistributionTask\n"
+        "doc_to_choice: [a, b]\ndoc_to_text: '{{t}}'\n"
+        "dataset_kwargs: {data_files: d.jsonl, votes_field: v, fields: [t]}\n"
+    )
+    items = load_task_items("my_pair", folders=[tmp_path])
+    scored = [it for it in items if it["split"] == "test"][1:4]  # any subset, any order
+    path = B.write_run(tmp_path / "run", {"my_pair": B.score_items(scored, [0.5, 0.5])}, "x")
+    q = np.mean([it["p"] for it in items if it["split"] == "train"], axis=0)
+    expected = np.mean(
+        [sum(pk * np.log(pk / qk) for pk, qk in zip(it["p"], q) if pk > 0) for it in scored]
+    )
+    got = B.prior_kl_of_run(path, None, [tmp_path])
+    assert got == {"my_pair": pytest.approx(expected, rel=1e-12)}

@@ -143,6 +143,9 @@ def test_summary_table_reads_lm_eval_results(tmp_path: Path) -> None:
     assert "| distjudge_snli | 4 | 0.5000 | 0.7500 |  |  | 0.1000 |  |" in table
     assert "distjudge_summeval" not in table
     assert cli.newest_results_file(tmp_path) == path
+    with_prior = cli.summary_table(path, {"distjudge_snli": 0.8192})
+    assert "| entropy_gap | prior kl |" in with_prior
+    assert "| distjudge_snli | 4 | 0.5000 | 0.7500 |  |  | 0.1000 |  | 0.8192 |" in with_prior
 
 
 def test_unknown_command_fails(capsys: pytest.CaptureFixture) -> None:
