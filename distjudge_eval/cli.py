@@ -399,7 +399,11 @@ def _print_summary(output_path: Path, plan: EvalPlan) -> None:
         return
     from distjudge_eval.baselines import prior_kl_of_run
 
-    prior = prior_kl_of_run(latest, plan.data_dir, plan.user_include)
+    try:
+        prior = prior_kl_of_run(latest, plan.data_dir, plan.user_include)
+    except Exception as err:  # the run is saved: a failing extra column must not fail it
+        logging.getLogger("distjudge").warning("prior kl column skipped: %s", err)
+        prior = {}
     print(f"\ndistjudge summary ({latest}):\n{summary_table(latest, prior)}")
     if prior:
         print(
