@@ -47,5 +47,12 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def truthy(value: object) -> bool:
+    """A flag from text ("1", "true", "yes", "on") or from a YAML/JSON bool."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
 def strict_from_env() -> bool:
-    return os.environ.get(STRICT_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return truthy(os.environ.get(STRICT_ENV, ""))

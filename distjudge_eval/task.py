@@ -55,9 +55,12 @@ class DistributionTask(ConfigurableTask):
         if meta.get("eval_split") not in (None, "train", "test"):
             raise UserError(f"{name}: metadata eval_split must be train or test")
         spec = self.spec
+        # Load the data before lm-eval builds the task (an empty split or a prompt field the
+        # items lack is one clear line), and hand the same splits to lm-eval.
+        data = task_dataset(spec, **{**meta, **kwargs})
 
-        def load_dataset(**settings: Any):
-            return task_dataset(spec, **settings)
+        def load_dataset(**_settings: Any):
+            return data
 
         defaults: dict[str, Any] = {
             "custom_dataset": load_dataset,
@@ -74,8 +77,6 @@ class DistributionTask(ConfigurableTask):
                 cfg[key] = value
         cfg["metadata"].setdefault("version", 1.0)
         self.temperature = _temperature(meta.get("temperature", 1.0), name)
-        # Load (and cache) the data first, so an empty split is one clear line.
-        data = task_dataset(spec, **{**meta, **kwargs})
         for split in {cfg["test_split"], cfg["training_split"]}:
             if split in ("train", "test") and len(data[split]) == 0:
                 raise UserError(

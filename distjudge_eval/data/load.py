@@ -17,15 +17,9 @@ from distjudge_eval.data.jsonl import read_rows
 from distjudge_eval.data.rows import build_items
 from distjudge_eval.data.spec import DataSpec
 from distjudge_eval.errors import UserError
-from distjudge_eval.settings import DataDirError, resolve_data_dir, strict_from_env
+from distjudge_eval.settings import DataDirError, resolve_data_dir, strict_from_env, truthy
 
 logger = logging.getLogger("distjudge")
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
 
 
 def resolve_data_file(
@@ -80,9 +74,8 @@ def load_with_skips(
 ) -> tuple[list[dict[str, Any]], SkipLog]:
     """Items and the skip counts per reason (read once per process and setting)."""
     path = resolve_data_file(spec, data_dir, config_source)
-    strict = strict_from_env() if strict is None else _as_bool(strict)
+    strict = strict_from_env() if strict is None else truthy(strict)
     items, skips = _load_cached(spec, str(path), strict, spec.data_files[0])
-    (logger.warning if skips.counts else logger.info)(f"{skips.summary()}; kept {len(items)} items")
     return items, skips
 
 
@@ -94,6 +87,8 @@ def _load_cached(
     items = _read(spec, Path(path), skips)
     if not items:
         raise UserError(f"{source}: no usable items in {path} ({skips.summary()})")
+    # Reported once per read (the result is cached), not once per caller.
+    (logger.warning if skips.counts else logger.info)(f"{skips.summary()}; kept {len(items)} items")
     if spec.order == "swapped":
         from distjudge_eval.pairwise import swap_item
 
