@@ -366,6 +366,10 @@ def run_eval(args: Sequence[str]) -> int:
     plan = plan_eval(args)
     check_before_model_load(plan)
     fill_device(plan.namespace)
+    if isinstance(plan.namespace.model_args, dict):
+        from distjudge_eval.embedded import use_converted
+
+        plan.namespace.model_args = use_converted(plan.namespace.model_args)
     import distjudge_eval.models  # noqa: F401  (registers our lm-eval backends)
 
     if plan.api_key is not None:

@@ -54,9 +54,10 @@ def load_model_and_tokenizer(config: ModelSettings) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if config.model is None:
-        from distjudge_eval.embedded import EMBEDDED_GGUF, embedded_model_dir
+        from distjudge_eval.embedded import embedded_weights
 
-        config.model, config.gguf_file = str(embedded_model_dir()), EMBEDDED_GGUF
+        folder, config.gguf_file = embedded_weights()
+        config.model = str(folder)
     extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(config.model, **extra)
     model = AutoModelForCausalLM.from_pretrained(
