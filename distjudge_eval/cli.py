@@ -58,13 +58,13 @@ def _dispatch(argv: list[str]) -> int:
 
         return compare_main(rest)
     if command == "train":
-        from trainer.cli import main as train_main
+        from distjudge_trainer.cli import main as train_main
 
         return train_main(rest)
     if command in ("sft", "grpo"):
         from importlib import import_module
 
-        return import_module(f"trainer.{command}").main(rest)
+        return import_module(f"distjudge_trainer.{command}").main(rest)
     if command == "sweep":
         from distjudge_eval.sweep import main as sweep_main
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from distjudge_eval.distributions import project_to_simplex_ball, project_to_simplex_torch
-from trainer.objective import adversarial_target, hybrid_loss, kl_rows
+from distjudge_trainer.objective import adversarial_target, hybrid_loss, kl_rows
 
 RNG = np.random.default_rng(7)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from distjudge_eval.errors import UserError
-from trainer.cli import parse
-from trainer.data import check_p
-from trainer.parsing import resolve_resume
-from trainer.sft import parse_verbal
+from distjudge_trainer.cli import parse
+from distjudge_trainer.data import check_p
+from distjudge_trainer.parsing import resolve_resume
+from distjudge_trainer.sft import parse_verbal
 
 FAST_S = 5.0
 
@@ -64,7 +64,10 @@ def _default_in_help(help_text: str, flag: str) -> str:
 
 def test_help_shows_the_defaults_that_apply() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "trainer", "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "distjudge_trainer", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout
@@ -78,9 +81,9 @@ def test_help_shows_the_defaults_that_apply() -> None:
 
 
 def test_help_of_sft_and_grpo_shows_their_defaults() -> None:
-    from trainer import trl_args
-    from trainer.config import VerbalizedConfig
-    from trainer.parsing import make_parser
+    from distjudge_trainer import trl_args
+    from distjudge_trainer.config import VerbalizedConfig
+    from distjudge_trainer.parsing import make_parser
 
     sft = make_parser((VerbalizedConfig, trl_args.DistJudgeSFTConfig), "sft", None)
     grpo = make_parser((VerbalizedConfig, trl_args.DistJudgeGRPOConfig), "grpo", None)
@@ -187,7 +190,7 @@ def test_p_within_the_tolerance_is_accepted() -> None:
 def run_train(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, float]:
     """Exit code, stderr and the CPU seconds the run took. CPU time, not wall time: this
     machine's 2 cores are shared, and under load the wall time of the same run doubles."""
-    cmd = [sys.executable, "-m", "trainer", *args]
+    cmd = [sys.executable, "-m", "distjudge_trainer", *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
@@ -267,7 +270,7 @@ def test_data_errors_come_before_the_model_loads(env: dict[str, str], tmp_path: 
 
 
 def test_user_task_docs_load_through_include_path(tmp_path: Path) -> None:
-    from trainer.data import load_docs
+    from distjudge_trainer.data import load_docs
 
     rows = [{"id": str(i), "text": f"t{i}", "p": [0.2, 0.3, 0.5]} for i in range(5)]
     folder = user_task(tmp_path / "tasks", rows, name="mytask_ok")
@@ -276,8 +279,8 @@ def test_user_task_docs_load_through_include_path(tmp_path: Path) -> None:
 
 
 def test_missing_extras_are_one_line(monkeypatch, data_dir: Path, tmp_path: Path) -> None:
-    import trainer.parsing as parsing
-    from trainer.cli import preflight
+    import distjudge_trainer.parsing as parsing
+    from distjudge_trainer.cli import preflight
 
     monkeypatch.setenv("DISTJUDGE_DATA_DIR", str(data_dir))
     config, args = parse(["--output_dir", str(tmp_path)])

@@ -20,7 +20,7 @@ def tokenizer():
 
 def test_group_trains_on_every_dimension(tokenizer, data_dir: Path, monkeypatch) -> None:
     monkeypatch.setenv("DISTJUDGE_DATA_DIR", str(data_dir))
-    from trainer.data import build_examples, load_tasks
+    from distjudge_trainer.data import build_examples, load_tasks
 
     dims = ("coherence", "consistency", "fluency", "relevance")
     assert sorted(load_tasks("distjudge_summeval")) == [f"distjudge_summeval_{d}" for d in dims]

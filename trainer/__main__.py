@@ -1,3 +1,3 @@
-from trainer.cli import main
+from distjudge_trainer.cli import main
 
 raise SystemExit(main())

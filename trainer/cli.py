@@ -1,10 +1,11 @@
-"""``distjudge train`` / ``python -m trainer``: fine-tune a judge toward human distributions.
+"""``distjudge train`` / ``python -m distjudge_trainer``: fine-tune a judge toward human
+distributions.
 
 Flags are the :class:`DistJudgeConfig` fields plus every ``transformers.TrainingArguments``
 flag (``--learning_rate``, ``--num_train_epochs``, ``--bf16``, ``--gradient_checkpointing``,
 ``--resume_from_checkpoint`` ...), in either spelling (``--num-train-epochs``), or from a YAML
-file (``--config run.yaml``; flags on the command line win), so ``accelerate launch -m trainer
-...`` scales out as usual.
+file (``--config run.yaml``; flags on the command line win), so
+``accelerate launch -m distjudge_trainer ...`` scales out as usual.
 
 Order of work: settings are checked, then the task names, the data dir and the train docs
 (every p), and only then does the model load, so a mistake costs seconds, not a model load.
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer.config import DistJudgeConfig, ModelSettings
+from distjudge_trainer.config import DistJudgeConfig, ModelSettings
 
 logger = logging.getLogger("distjudge")
 
@@ -28,8 +29,8 @@ PROG = "distjudge train"
 
 def parse(argv: Sequence[str]) -> tuple[DistJudgeConfig, Any]:
     """Flags (and ``--config file.yaml``) into our settings and the TrainingArguments."""
-    from trainer.args import DistJudgeTrainingArguments
-    from trainer.parsing import parse_args
+    from distjudge_trainer.args import DistJudgeTrainingArguments
+    from distjudge_trainer.parsing import parse_args
 
     config, training_args = parse_args(
         argv, (DistJudgeConfig, DistJudgeTrainingArguments), PROG, __doc__
@@ -40,7 +41,7 @@ def parse(argv: Sequence[str]) -> tuple[DistJudgeConfig, Any]:
 def preflight(config: ModelSettings, training_args: Any, command: str) -> None:
     """Every check that needs no model (cheap to repeat: the task index is cached), and
     ``--resume_from_checkpoint True`` resolved to the newest checkpoint in output_dir."""
-    from trainer import parsing
+    from distjudge_trainer import parsing
 
     parsing.preflight(config, command)
     resume = parsing.resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
@@ -94,8 +95,8 @@ def lora_config(config: ModelSettings) -> Any:
 def train(config: DistJudgeConfig, training_args: Any) -> Path:
     """Docs first (fast failures), then the model, then the Trainer."""
     from distjudge_eval.readout import label_first_tokens
-    from trainer.data import build_examples, collate, load_docs
-    from trainer.trainer import DistJudgeTrainer
+    from distjudge_trainer.data import build_examples, collate, load_docs
+    from distjudge_trainer.trainer import DistJudgeTrainer
 
     preflight(config, training_args, PROG)
     docs = load_docs(config.task, config.max_train_items, config.user_paths())
@@ -154,7 +155,7 @@ def eval_hint(config: ModelSettings, out: Path, tasks: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from trainer.parsing import early_checks, run_main
+    from distjudge_trainer.parsing import early_checks, run_main
 
     def body() -> int:
         args = sys.argv[1:] if argv is None else list(argv)

@@ -44,7 +44,7 @@ def load_tasks(spec: str, user_paths: Sequence[str] = ()) -> dict[str, Any]:
     e.g. ``distjudge_summeval`` trains one judge on all four SummEval dimensions.
     ``user_paths`` are the user's own task folders (``--include_path``)."""
     from distjudge_eval.task_names import task_manager
-    from trainer.parsing import INCLUDE_DEFAULT_TASKS
+    from distjudge_trainer.parsing import INCLUDE_DEFAULT_TASKS
 
     names = [n.strip() for n in spec.split(",") if n.strip()]
     found = dict(task_manager(user_paths, INCLUDE_DEFAULT_TASKS).load(names)["tasks"])

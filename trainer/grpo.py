@@ -1,9 +1,9 @@
-"""``distjudge grpo`` / ``python -m trainer.grpo``: RL for a verbalized judge from sparse binary
-labels (one human vote per prompt), with TRL's ``GRPOTrainer`` and a proper-scoring-rule reward
-on the written probability (``--reward brier|log``, see ``trainer.rewards``). Each item is shown
-in both slot orders with the vote flipped for the swapped one (``--swap_augment``). Flags:
-:class:`VerbalizedConfig` plus every ``trl.GRPOConfig`` / ``TrainingArguments`` flag, in either
-spelling, or from ``--config file.yaml`` (command-line flags win).
+"""``distjudge grpo`` / ``python -m distjudge_trainer.grpo``: RL for a verbalized judge from sparse
+binary labels (one human vote per prompt), with TRL's ``GRPOTrainer`` and a proper-scoring-rule
+reward on the written probability (``--reward brier|log``, see ``distjudge_trainer.rewards``). Each
+item is shown in both slot orders with the vote flipped for the swapped one (``--swap_augment``).
+Flags: :class:`VerbalizedConfig` plus every ``trl.GRPOConfig`` / ``TrainingArguments`` flag, in
+either spelling, or from ``--config file.yaml`` (command-line flags win).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from distjudge_eval.errors import UserError
-from trainer.config import VerbalizedConfig
-from trainer.sft import prepare, run_cli
+from distjudge_trainer.config import VerbalizedConfig
+from distjudge_trainer.sft import prepare, run_cli
 
 logger = logging.getLogger("distjudge")
 
@@ -25,9 +25,9 @@ def train_grpo(config: VerbalizedConfig, grpo_args: Any) -> Path:
     from trl import GRPOTrainer
 
     from distjudge_eval.verbalized import stop_sequences
-    from trainer.cli import save_run
-    from trainer.rewards import make_reward_fn
-    from trainer.verbal_data import build_prompts, sparse_dataset
+    from distjudge_trainer.cli import save_run
+    from distjudge_trainer.rewards import make_reward_fn
+    from distjudge_trainer.verbal_data import build_prompts, sparse_dataset
 
     model, tokenizer, docs = prepare(config, grpo_args, "distjudge grpo")
     prompts, gen_kwargs = build_prompts(

@@ -1,8 +1,8 @@
-"""``distjudge sft`` / ``python -m trainer.sft``: supervised fine-tuning of a verbalized judge on
-dense probabilistic targets (the reply is the human P(B ≻ A), e.g. ``0.67</prob>``), with TRL's
-``SFTTrainer`` (loss on the completion only). Flags: :class:`VerbalizedConfig` plus every
-``trl.SFTConfig`` / ``TrainingArguments`` flag, in either spelling, or from ``--config
-file.yaml`` (command-line flags win).
+"""``distjudge sft`` / ``python -m distjudge_trainer.sft``: supervised fine-tuning of a verbalized
+judge on dense probabilistic targets (the reply is the human P(B ≻ A), e.g. ``0.67</prob>``), with
+TRL's ``SFTTrainer`` (loss on the completion only). Flags: :class:`VerbalizedConfig` plus every
+``trl.SFTConfig`` / ``TrainingArguments`` flag, in either spelling, or from ``--config file.yaml``
+(command-line flags win).
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer.config import VerbalizedConfig
+from distjudge_trainer.config import VerbalizedConfig
 
 logger = logging.getLogger("distjudge")
 
 
 def prepare(config: VerbalizedConfig, trl_args: Any, command: str) -> tuple[Any, Any, list]:
     """Checks and train docs first (fast failures), then the model and tokenizer."""
-    from trainer.cli import load_model_and_tokenizer, preflight
-    from trainer.verbal_data import load_verbal_docs
+    from distjudge_trainer.cli import load_model_and_tokenizer, preflight
+    from distjudge_trainer.verbal_data import load_verbal_docs
 
     preflight(config, trl_args, command)
     docs = load_verbal_docs(config.task, config.swap_augment, config.user_paths())
@@ -31,7 +31,7 @@ def prepare(config: VerbalizedConfig, trl_args: Any, command: str) -> tuple[Any,
 
 def sft_rows(config: VerbalizedConfig, tokenizer: Any, docs: Any = None) -> list[dict[str, str]]:
     from distjudge_eval.verbalized import target_text
-    from trainer.verbal_data import build_prompts
+    from distjudge_trainer.verbal_data import build_prompts
 
     prompts, _ = build_prompts(
         config.task if docs is None else docs, tokenizer, config.max_train_items,
@@ -45,7 +45,7 @@ def train_sft(config: VerbalizedConfig, sft_args: Any) -> Path:
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from trainer.cli import save_run
+    from distjudge_trainer.cli import save_run
 
     model, tokenizer, docs = prepare(config, sft_args, "distjudge sft")
     rows = sft_rows(config, tokenizer, docs)
@@ -65,12 +65,12 @@ def parse_verbal(
     argv: Sequence[str], prog: str, doc: str | None, trl_config: str
 ) -> tuple[VerbalizedConfig, Any]:
     """Flags (and ``--config file.yaml``) into VerbalizedConfig and our TRL config class
-    ``trl_config`` (a name in :mod:`trainer.trl_args`, imported once TRL is known to be there,
-    so a missing extra is one line)."""
-    from trainer.parsing import parse_args, require
+    ``trl_config`` (a name in :mod:`distjudge_trainer.trl_args`, imported once TRL is known to be
+    there, so a missing extra is one line)."""
+    from distjudge_trainer.parsing import parse_args, require
 
     require(["trl"], prog)
-    from trainer import trl_args
+    from distjudge_trainer import trl_args
 
     types = (VerbalizedConfig, getattr(trl_args, trl_config))
     config, train_args = parse_args(argv, types, prog, doc)
@@ -81,8 +81,8 @@ def run_cli(
     argv: Sequence[str] | None, prog: str, doc: str | None, trl_config: str, train_fn: Callable
 ) -> int:
     """Parse (:func:`parse_verbal`), train, print the eval command (SFT and GRPO)."""
-    from trainer.cli import eval_hint
-    from trainer.parsing import early_checks, run_main
+    from distjudge_trainer.cli import eval_hint
+    from distjudge_trainer.parsing import early_checks, run_main
 
     def body() -> int:
         args = sys.argv[1:] if argv is None else list(argv)

@@ -13,8 +13,8 @@ import torch
 from transformers import Trainer
 
 from distjudge_eval.readout import label_scores, pad_token_id
-from trainer.config import DistJudgeConfig
-from trainer.objective import hybrid_loss
+from distjudge_trainer.config import DistJudgeConfig
+from distjudge_trainer.objective import hybrid_loss
 
 LOGGED = ("kl", "kl_adv", "ce", "acc")
 

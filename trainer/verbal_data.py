@@ -22,7 +22,7 @@ from distjudge_eval.errors import UserError
 from distjudge_eval.pairwise import binary_target
 from distjudge_eval.position_bias import SWAPPED
 from distjudge_eval.seeding import stable_hash
-from trainer.data import TaskDocs, chat_fn, check_p, load_task
+from distjudge_trainer.data import TaskDocs, chat_fn, check_p, load_task
 
 logger = logging.getLogger("distjudge")
 
