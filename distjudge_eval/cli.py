@@ -372,8 +372,10 @@ def run_eval(args: Sequence[str]) -> int:
         plan.namespace.model_args = use_converted(plan.namespace.model_args)
     import distjudge_eval.models  # noqa: F401  (registers our lm-eval backends)
 
-    if plan.api_key is not None:
-        os.environ["OPENAI_API_KEY"] = plan.api_key
+    if plan.api_key is not None:  # in-process: never through model_args (written) or os.environ
+        from distjudge_eval.models.openai_judge import set_api_key
+
+        set_api_key(plan.api_key)
     from lm_eval.utils import setup_logging
 
     setup_logging()

@@ -100,7 +100,8 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(length))
                 with fake._lock:
                     fake.bodies.append(body)
-                    fake.headers.append(dict(self.headers))
+                    # header names as HTTP treats them, case-insensitive (clients send either case)
+                    fake.headers.append({k.title(): v for k, v in self.headers.items()})
                     action = fake.script.popleft() if fake.script else fake.default
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
@@ -120,7 +121,9 @@ class FakeOpenAI:
                     return self._send(400, CONTEXT_OVERFLOW)
                 if action == "400echo":
                     # Authorization first, so that even a short excerpt of the body holds it
-                    first = sorted(self.headers.items(), key=lambda kv: kv[0] != "Authorization")
+                    first = sorted(
+                        self.headers.items(), key=lambda kv: kv[0].lower() != "authorization"
+                    )
                     message = f"invalid request; headers received: {dict(first)}"
                     return self._send(400, {"error": {"message": message, "type": "bad"}})
                 if action == "401":

@@ -13,8 +13,14 @@ item's labels, as the local ``first_token`` readout does:
   probability, unreturned mass / number of missing labels), at least 1e-12. The mass that the
   mapped tokens cover is reported per item and as the task metric ``label_mass``.
 
+Transport is the ``openai`` client (connection pool, time-outs, typed errors) with its own
+retries off (``max_retries=0``): the retry policy below is ours, because the client's neither
+caps ``Retry-After`` by ``max_backoff``, nor stops on a run of failures, nor names the item.
+Nothing upstream reads label distributions from ``top_logprobs``; that part is ours too.
+
 Model args (any other key is an error that lists these): ``model`` (required), ``base_url``
-(default OpenAI), ``api_key`` (default ``$OPENAI_API_KEY``; never logged or written),
+(default OpenAI), ``api_key`` (default: the key given to :func:`set_api_key`, else
+``$OPENAI_API_KEY``; never logged or written),
 ``top_logprobs`` (20), ``num_concurrent`` (1), ``max_retries`` (6 attempts in all), ``timeout``
 (60 s), ``max_backoff`` (30 s), ``max_consecutive_failures`` (8; 0 turns the check off).
 Temperature is always 0 and no model name changes that.
@@ -45,9 +51,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-import requests
+import openai
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
@@ -58,6 +64,7 @@ from distjudge_eval.models.args import reject_unknown
 from distjudge_eval.verbalized import cut_at_stops, stop_sequences
 
 logger = logging.getLogger("distjudge")
+T = TypeVar("T")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PROB_FLOOR = 1e-12
 STRIP = " \t\n\r[](){}<>*\"'`.:,;"
@@ -74,6 +81,22 @@ MODEL_ARGS = (
     "max_backoff",
     "max_consecutive_failures",
 )
+
+
+_PROCESS_API_KEY: str | None = None
+
+
+def set_api_key(key: str | None) -> None:
+    """The API key for judges built later in this process. ``distjudge eval`` takes ``api_key=``
+    out of ``--model_args`` (lm-eval writes model args into its results) and hands it over here,
+    so the key travels neither through lm-eval nor through ``os.environ``."""
+    global _PROCESS_API_KEY
+    _PROCESS_API_KEY = key
+
+
+def resolve_api_key(explicit: str | None) -> str:
+    """``api_key=`` if given, else the key set in-process, else ``$OPENAI_API_KEY``, else ""."""
+    return explicit or _PROCESS_API_KEY or os.environ.get("OPENAI_API_KEY") or ""
 
 
 class TransientAPIError(Exception):
@@ -241,8 +264,8 @@ def label_logprobs(
     return [math.log(m) for m in mass], covered
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After")
     try:
         return float(value) if value is not None else None
     except ValueError:
@@ -336,7 +359,7 @@ class OpenAIJudgeLM(LM):
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip(
             "/"
         )
-        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or ""
+        self._api_key = resolve_api_key(api_key)
         self.top_logprobs = int(top_logprobs)
         self.num_concurrent = max(int(num_concurrent), 1)
         self.max_retries = max(int(max_retries), 1)
@@ -348,7 +371,8 @@ class OpenAIJudgeLM(LM):
         self.failures_in_row = 0
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
         self._lock = threading.Lock()
-        self._session = requests.Session()
+        self._client = make_client(self.base_url, self._api_key, self.timeout)
+        self.auth_headers = auth_headers(self._api_key)
         self._stop = threading.Event()  # set: start no more requests
         self._abandoned = threading.Event()  # set: the run returned; drop late replies
 
@@ -498,13 +522,19 @@ class OpenAIJudgeLM(LM):
         return data
 
     def _post_with_retries(self, body: dict[str, Any], where: str) -> dict[str, Any]:
-        """``max_retries`` attempts with exponential backoff (``Retry-After`` honoured, both
-        capped by ``max_backoff``); a stop ends the wait at once."""
+        """One chat completion, with our retry policy (see :meth:`call_with_retries`)."""
+        return self.call_with_retries(lambda: self._post_once(body, where), where)
+
+    def call_with_retries(self, call: Callable[[], T], where: str) -> T:
+        """``call()`` up to ``max_retries`` times with exponential backoff (``Retry-After``
+        honoured, both capped by ``max_backoff``) while it raises :class:`TransientAPIError`;
+        a stop ends the wait at once. The batch mode sends its file and batch calls through
+        here too, so every API call follows one policy."""
         for attempt in range(1, self.max_retries + 1):
             if self._stop.is_set():
                 raise StoppedError
             try:
-                data = self._post_once(body, where)
+                data = call()
             except TransientAPIError as exc:
                 self._count_failure(exc, where)
                 if attempt == self.max_retries:
@@ -541,36 +571,41 @@ class OpenAIJudgeLM(LM):
             )
 
     def _post_once(self, body: dict[str, Any], where: str) -> dict[str, Any]:
-        headers = {"Content-Type": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
         with self._lock:
             self.requests_sent += 1
-        try:
-            response = self._session.post(
-                f"{self.base_url}/chat/completions",
-                data=json.dumps(body),
-                headers=headers,
-                timeout=self.timeout,
-            )
-        except requests.Timeout:
-            raise TransientAPIError(f"timed out after {self.timeout:g} s") from None
-        except requests.ConnectionError as exc:
-            raise TransientAPIError(f"connection failed: {type(exc).__name__}") from None
-        status = response.status_code
-        if status == 429 and "insufficient_quota" not in response.text:
-            raise TransientAPIError("HTTP 429", retry_after=_retry_after(response), outage=False)
-        if status == 408 or status >= 500:
-            raise TransientAPIError(f"HTTP {status}", retry_after=_retry_after(response))
-        if status >= 400:
-            text = redact(response.text, self._api_key)
-            raise APIJudgeError(
-                f"{where}: {client_error_message(status, text, _prompt_chars(body))}"
-            )
-        try:
-            return response.json()
+        raw = self.api_call(
+            lambda: self._client.chat.completions.with_raw_response.create(
+                **body, extra_headers=self.auth_headers
+            ),
+            where,
+            _prompt_chars(body),
+        )
+        try:  # parsed here, not by the client: a cut body is a retry, not a crash
+            return json.loads(raw.http_response.text)
         except ValueError:
             raise TransientAPIError("the response body is not complete JSON") from None
+
+    def api_call(self, call: Callable[[], T], where: str, prompt_chars: int = 0) -> T:
+        """``call()`` with the client's typed errors sorted into ours: worth retrying
+        (:class:`TransientAPIError`) or not (:class:`APIJudgeError`, naming ``where``)."""
+        try:
+            return call()
+        except openai.APITimeoutError:
+            raise TransientAPIError(f"timed out after {self.timeout:g} s") from None
+        except openai.APIConnectionError as exc:
+            cause = type(exc.__cause__ or exc).__name__
+            raise TransientAPIError(f"connection failed: {cause}") from None
+        except openai.APIStatusError as exc:
+            response = exc.response
+            status, text = response.status_code, response.text
+        if status == 429 and "insufficient_quota" not in text:
+            raise TransientAPIError(
+                "HTTP 429", retry_after=_retry_after(response.headers), outage=False
+            )
+        if status == 408 or status >= 500:
+            raise TransientAPIError(f"HTTP {status}", retry_after=_retry_after(response.headers))
+        text = redact(text, self._api_key)
+        raise APIJudgeError(f"{where}: {client_error_message(status, text, prompt_chars)}")
 
     def usage_summary(self) -> str:
         return (
@@ -578,6 +613,20 @@ class OpenAIJudgeLM(LM):
             f"{self.usage['prompt_tokens']} prompt + {self.usage['completion_tokens']} "
             f"completion tokens"
         )
+
+
+def make_client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
+    """An ``openai`` client with its retries off (ours decide); pass :func:`auth_headers` with
+    every call."""
+    return openai.OpenAI(
+        api_key=api_key or "no-key", base_url=base_url, timeout=timeout, max_retries=0
+    )
+
+
+def auth_headers(api_key: str) -> dict[str, Any] | None:
+    """Per-call headers: without a key (a local server) no ``Authorization`` header is sent at
+    all, rather than a made-up one (the client accepts an omitted header only per call)."""
+    return None if api_key else {"Authorization": openai.Omit()}
 
 
 def _where(request: Any) -> str:
