@@ -31,7 +31,9 @@ class Metric:
     (``entropy_gap``); lm-eval accepts None and prints no arrow. ``readouts`` says which task
     kinds report it (``logprob``: q from label log-likelihoods; ``verbalized``: q written by the
     judge). Adding a metric is one entry here plus its value in :func:`item_metrics`; task
-    configs, summaries, compare and sweep read this registry.
+    configs, summaries, compare and sweep read this registry. ``aggregation`` is an lm-eval
+    aggregation name, or ``ece`` / ``count`` for :func:`expected_calibration_error` /
+    :func:`count_items`.
     """
 
     name: str
@@ -68,6 +70,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("label_mass", True, readouts=("logprob",)),
     Metric("parse_fail", False, readouts=("verbalized",)),
     Metric("ece", False, aggregation="ece"),
+    # 1 for an item whose prompt did not fit the judge's context (cut or skipped, see
+    # distjudge_eval/truncation.py); the task adds it, and its aggregate is the count.
+    Metric("truncated", False, aggregation="count"),
 )
 METRIC_BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
 
@@ -78,9 +83,15 @@ def metric_list(readout: str) -> list[dict[str, Any]]:
     for m in METRICS:
         if readout not in m.readouts:
             continue
-        agg: Any = expected_calibration_error if m.aggregation == "ece" else m.aggregation
+        agg: Any = CUSTOM_AGGREGATIONS.get(m.aggregation, m.aggregation)
         out.append({"metric": m.name, "aggregation": agg, "higher_is_better": m.higher_is_better})
     return out
+
+
+def count_items(flags: Sequence[float]) -> float:
+    """How many items are flagged: a count reads better than a fraction for rare events like a
+    truncated prompt (lm-eval gives a function it does not know no stderr)."""
+    return float(sum(flags))
 
 
 def log_softmax(scores: Sequence[float]) -> np.ndarray:
@@ -299,3 +310,9 @@ def expected_calibration_error(
         sel = bins == b
         total += sel.sum() * abs(correct[sel].mean() - conf[sel].mean())
     return float(total / conf.size)
+
+
+CUSTOM_AGGREGATIONS: dict[str, Any] = {
+    "ece": expected_calibration_error,
+    "count": count_items,
+}

@@ -15,6 +15,8 @@ from typing import Any
 
 from distjudge_eval.metrics import METRICS, metrics_from_sample
 
+NOT_BACKFILLED = ("label_mass", "parse_fail", "truncated")
+
 
 @dataclass
 class Run:
@@ -47,7 +49,8 @@ def read_run(folder: Path, name: str | None = None, pattern: str = "**/samples_*
 
 def _backfill(row: dict[str, Any]) -> dict[str, Any]:
     """Registry metrics missing from an older row, recomputed from its stored scores."""
-    if all(m.name in row for m in METRICS if m.name not in ("label_mass", "parse_fail")):
+    # label_mass, parse_fail: one readout only; truncated: not recomputable (older rows lack it)
+    if all(m.name in row for m in METRICS if m.name not in NOT_BACKFILLED):
         return row
     fresh = metrics_from_sample(row)
     return {**fresh, **{k: v for k, v in row.items() if k in fresh or k not in fresh}}

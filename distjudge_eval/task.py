@@ -18,7 +18,7 @@ from typing import Any
 
 from lm_eval.api.task import ConfigurableTask
 
-from distjudge_eval import metrics
+from distjudge_eval import metrics, truncation
 from distjudge_eval.data.load import load_with_skips, task_dataset
 from distjudge_eval.data.spec import label_text, parse_spec
 from distjudge_eval.errors import UserError
@@ -91,12 +91,26 @@ class DistributionTask(ConfigurableTask):
         )
         self.config.metadata["skipped_rows"] = dict(skips.counts)
 
+    def build_all_requests(self, *args: Any, **kwargs: Any) -> None:
+        """Start each evaluation of this task with no truncation records from an earlier one."""
+        truncation.clear(self.config.task)
+        super().build_all_requests(*args, **kwargs)
+
     def _score(self, doc: dict, results: list) -> dict:
+        """Every metric of one item, plus ``truncated`` (1 when the backend recorded that the
+        prompt did not fit). A skipped item has no scores: it reports ``truncated`` only, so it
+        is counted and left out of every other mean."""
+        kind = truncation.status(self.config.task, doc)
+        if kind == truncation.SKIPPED:
+            return {"truncated": 1.0}
         if self.config.output_type == "generate_until":
             from distjudge_eval.verbalized import reply_text, score
 
-            return score(doc, reply_text(results), self.label_set)
-        return metrics.process_results(doc, results, temperature=self.temperature)
+            out = score(doc, reply_text(results), self.label_set)
+        else:
+            out = metrics.process_results(doc, results, temperature=self.temperature)
+        out["truncated"] = 0.0 if kind is None else 1.0
+        return out
 
     @staticmethod
     def _check_prompt_fields(name: str, template: Any, fields: list[str]) -> None:

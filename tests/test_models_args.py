@@ -172,6 +172,6 @@ def test_truncation_fail_names_the_item_and_lengths() -> None:
         lm._encode_task(reqs, "distjudge_summeval", groups_of(reqs))
 
 
-def test_truncation_takes_left_or_fail_only() -> None:
-    with pytest.raises(UserError, match="truncation must be left or fail"):
+def test_truncation_takes_left_skip_or_fail_only() -> None:
+    with pytest.raises(UserError, match="truncation must be left, skip or fail"):
         HFJudgeLM(pretrained=object(), truncation=True)  # type: ignore[arg-type]

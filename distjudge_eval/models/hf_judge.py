@@ -10,9 +10,12 @@ instructions that all items of a task share once per task. Same model_args as ``
   (SummEval articles) get small batches and short ones large (default 16384). This, not an item
   count, is the memory knob.
 - ``max_batch_items``: a hard cap on items per batch (``max_batch_items=1``: one at a time).
-- ``truncation``: ``left`` (default) cuts a prompt too long for ``max_length`` from the left, as
-  lm-eval does, and warns once per task with the number of items cut; ``fail`` stops before
-  scoring with an error naming the first such item and its length.
+- ``truncation``: what to do with a prompt too long for ``max_length``. ``left`` (default) cuts
+  it from the left, as lm-eval does, and scores it; ``skip`` does not score it (the item is left
+  out of every metric but ``truncated``); both warn once per task with the number of items and
+  record them (:mod:`distjudge_eval.truncation`), so distjudge tasks report the count as the
+  ``truncated`` metric (a task that is not distjudge's gets NaN scores for a skipped item).
+  ``fail`` stops before scoring with an error naming the first such item and its length.
 
 Batch size rule. lm-eval passes ``batch_size=1`` when the user gives no ``--batch_size``, so 1
 cannot mean "one item at a time" without making every default run slow. Items per batch:
@@ -42,6 +45,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
+from distjudge_eval import truncation as truncation_records
 from distjudge_eval.errors import UserError
 from distjudge_eval.models.args import HARNESS_ARGS, reject_unknown, unknown_args_error
 from distjudge_eval.readout import (
@@ -55,17 +59,13 @@ from distjudge_eval.readout import (
     pad_token_id,
     truncate,
 )
+from distjudge_eval.settings import truthy
 
 logger = logging.getLogger("distjudge")
 AUTO_MAX_ITEMS = 64
-TRUNCATION = ("left", "fail")
+TRUNCATION = ("left", "skip", "fail")
+SKIPPED_RESULT = (float("nan"), False)  # what lm-eval gets for a skipped item's labels
 OWN_ARGS = ("readout", "prefix_cache", "max_batch_tokens", "max_batch_items", "truncation")
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
 
 
 def hflm_args() -> list[str]:
@@ -102,6 +102,7 @@ class _Entry:
     item: EncodedItem
     idx: list[int]
     conts: list[str]
+    skipped: bool = False  # too long with truncation=skip: not scored
 
 
 @register_model("hf-judge")
@@ -120,19 +121,20 @@ class HFJudgeLM(HFLM):
             raise UserError(f"hf-judge: readout must be one of {', '.join(MODES)}, got {readout!r}")
         if truncation not in TRUNCATION:
             raise UserError(
-                f"hf-judge: truncation must be left or fail, got {truncation!r} (hf-judge's own "
-                f"setting for over-long prompts; lm-eval's tokenizer flag of that name is unused)"
+                f"hf-judge: truncation must be left, skip or fail, got {truncation!r} (hf-judge's "
+                f"own setting for over-long prompts; lm-eval's tokenizer flag of that name is "
+                f"unused)"
             )
         pretrained = kwargs.get("pretrained", args[0] if args else None)
         if not isinstance(pretrained, str):  # HFLM ignores extra keys for a built model
             reject_unknown("hf-judge", kwargs, [*hflm_args(), *OWN_ARGS])
         super().__init__(*args, **kwargs)
         self.readout_mode = readout
-        self.use_prefix_cache = _as_bool(prefix_cache)
+        self.use_prefix_cache = truthy(prefix_cache)
         self.max_batch_tokens = int(max_batch_tokens)
         self.max_batch_items = int(max_batch_items) if max_batch_items not in (None, "") else None
         self.truncation_mode = truncation
-        self.truncated: dict[str, int] = {}  # task -> items whose prompt was cut (last run)
+        self.truncated: dict[str, int] = {}  # task -> items cut or skipped (last call)
         self._prefix_cache = PrefixCache()
 
     def _create_model(self, pretrained: Any, *args: Any, **kwargs: Any) -> None:
@@ -178,6 +180,12 @@ class HFJudgeLM(HFLM):
         encoded = {
             task: self._encode_task(requests, task, groups) for task, groups in by_task.items()
         }
+        for entries in encoded.values():
+            for entry in entries:
+                if entry.skipped:  # not cached: a later run with the cache would read NaN
+                    for i in entry.idx:
+                        results[i] = SKIPPED_RESULT
+        encoded = {task: [e for e in entries if not e.skipped] for task, entries in encoded.items()}
         n_items = sum(len(entries) for entries in encoded.values())
         bar = tqdm(total=n_items, disable=disable_tqdm or self.rank != 0, desc="hf-judge readout")
         for entries in encoded.values():
@@ -190,26 +198,37 @@ class HFJudgeLM(HFLM):
     def _encode_task(
         self, requests: list[Any], task: str, groups: dict[str, list[int]]
     ) -> list[_Entry]:
-        """Token ids of a task's items, cut to ``max_length`` (counted, warned once) or refused."""
+        """Token ids of a task's items, cut to ``max_length`` or marked skipped (recorded for
+        the ``truncated`` metric, warned once), or refused."""
         entries, cut = [], 0
         for context, idx in groups.items():
             conts = [requests[i].args[1] for i in idx]
             full = encode_item(self.tok_encode, context, conts)
             item = truncate(full, self.max_length)
+            skipped = False
             if len(item.context) < len(full.context):
                 if self.truncation_mode == "fail":
                     raise UserError(self._too_long(requests[idx[0]], task, full))
+                skipped = self.truncation_mode == "skip"
+                kind = truncation_records.SKIPPED if skipped else truncation_records.CUT
+                truncation_records.record_request(requests[idx[0]], kind)
                 cut += 1
-            entries.append(_Entry(item, idx, conts))
+            entries.append(_Entry(item, idx, conts, skipped))
         self.truncated[task] = cut
         if cut:
+            done = (
+                "they were not scored and count only in the truncated metric"
+                if self.truncation_mode == "skip"
+                else "their prompts were cut from the left"
+            )
             logger.warning(
-                "hf-judge: %d of %d items of %s are longer than max_length=%d tokens; their "
-                "prompts were cut from the left (truncation=fail makes this an error)",
+                "hf-judge: %d of %d items of %s are longer than max_length=%d tokens; %s "
+                "(truncation=fail makes this an error)",
                 cut,
                 len(entries),
                 task or "(no task)",
                 self.max_length,
+                done,
             )
         return entries
 
@@ -219,7 +238,7 @@ class HFJudgeLM(HFLM):
             f"hf-judge: item {getattr(request, 'doc_id', '?')} of {task or '(no task)'}: prompt "
             f"{len(item.context)} tokens + label {longest} tokens > max_length={self.max_length}: "
             f"use a longer-context model, set max_length= if the model allows more, or "
-            f"truncation=left to cut prompts from the left"
+            f"truncation=left to cut prompts from the left (truncation=skip: leave them out)"
         )
 
     def _score_task(
