@@ -129,6 +129,7 @@ class HFJudgeLM(HFLM):
         if not isinstance(pretrained, str):  # HFLM ignores extra keys for a built model
             reject_unknown("hf-judge", kwargs, [*hflm_args(), *OWN_ARGS])
         super().__init__(*args, **kwargs)
+        self._split_items_over_processes()
         self.readout_mode = readout
         self.use_prefix_cache = truthy(prefix_cache)
         self.max_batch_tokens = int(max_batch_tokens)
@@ -147,6 +148,19 @@ class HFJudgeLM(HFLM):
         if unknown:
             raise unknown_args_error("hf-judge", unknown, [*hflm_args(), *OWN_ARGS])
         super()._create_model(pretrained, *args, **kwargs)
+
+    def _split_items_over_processes(self) -> None:
+        """Under ``accelerate launch`` each process scores its own share of the items.
+
+        lm-eval's HFLM turns data parallelism on only when it sees more than one GPU, so under
+        ``accelerate launch --cpu --num_processes N`` (or N processes on one GPU) every process
+        would score every item and the run would cost N times one process. The evaluator shards
+        docs by ``rank`` / ``world_size`` and gathers the results on rank 0, so setting them
+        from the accelerator is all it takes."""
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None and accelerator.num_processes > 1 and self.world_size == 1:
+            self._rank = accelerator.process_index
+            self._world_size = accelerator.num_processes
 
     @property
     def items_per_batch(self) -> int:
