@@ -385,6 +385,8 @@ def run_eval(args: Sequence[str]) -> int:
         if not str(err).startswith("Tasks not found"):
             raise
         raise UserError(f"{err} (list them with `distjudge eval ls tasks`)") from None
+    if os.environ.get("RANK", "0") != "0":  # accelerate launch: rank 0 gathers and writes
+        return 0
     _print_summary(Path(plan.namespace.output_path), plan)
     return 0
 
