@@ -77,10 +77,9 @@ def _dispatch(argv: list[str]) -> int:
         from distjudge_eval.baselines import main as baseline_main
 
         return baseline_main(rest)
-    if command == "bench":
-        from distjudge_eval.bench import main as bench_main
-
-        return bench_main(rest)
+    if command == "bench":  # benchmarks need the dev extras and a checkout, so live beside us
+        print(f"distjudge: {BENCH_MOVED}", file=sys.stderr)
+        return 2
     print(f"distjudge: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
@@ -99,8 +98,11 @@ commands:
   sweep  train + evaluate the alpha x epsilon grid (resumable), with tables and a KL-over-alpha plot
   calibrate  fit a temperature on a train-split run's samples (apply: --metadata temperature)
   baseline   the prior judge (mean train p, reads nothing) of tasks, as a run for compare
-  bench  readout | projection | adversary: side-by-side timings printed as ratios
 """
+BENCH_MOVED = (
+    "the benchmarks live beside the package: from a checkout, run "
+    "`python benchmarks/bench.py readout|projection|adversary|api ...` (results/bench/README.md)"
+)
 
 
 class _UserErrorParser(argparse.ArgumentParser):

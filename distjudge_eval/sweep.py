@@ -62,6 +62,7 @@ class Sweep:
     limit: int | None
     train_args: list[str]
     run: Runner = run_logged
+    data_dir: Path | None = None  # None: each step uses the user default ($DISTJUDGE_DATA_DIR)
 
     def cells(self) -> list[Cell]:
         return [Cell(a, e) for e in self.epsilons for a in self.alphas]
@@ -78,11 +79,15 @@ class Sweep:
     def evaluated(self, name: str) -> bool:
         return any(self.eval_dir(name).glob("**/results_*.json"))
 
+    def _data_flag(self) -> list[str]:
+        """``--data_dir`` for every step: settings travel as flags, not in the environment."""
+        return ["--data_dir", str(self.data_dir)] if self.data_dir is not None else []
+
     def train_cmd(self, cell: Cell) -> list[str]:
         return [
             sys.executable, "-m", "distjudge_trainer", "--task", self.task,
             "--alpha", f"{cell.alpha:g}", "--epsilon", f"{cell.epsilon:g}",
-            "--output_dir", str(self.adapter_dir(cell)), *self.train_args,
+            "--output_dir", str(self.adapter_dir(cell)), *self._data_flag(), *self.train_args,
         ]  # fmt: skip
 
     def eval_cmd(self, name: str, model_args: str) -> list[str]:
@@ -90,7 +95,7 @@ class Sweep:
         return [
             sys.executable, "-m", "distjudge_eval.cli", "eval", "--model", "hf-judge",
             "--model_args", model_args, "--tasks", self.eval_tasks,
-            "--output_path", str(self.eval_dir(name)), *limit,
+            "--output_path", str(self.eval_dir(name)), *self._data_flag(), *limit,
         ]  # fmt: skip
 
     def model_args(self, cell: Cell | None) -> str:
@@ -245,11 +250,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epsilons", type=_floats, default=list(DEFAULT_EPSILONS))
     parser.add_argument("--limit", type=int, help="test items per eval task")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--data_dir",
+        type=Path,
+        help="data folder, passed to every train and eval step (default: $DISTJUDGE_DATA_DIR)",
+    )
     parser.add_argument("--dry_run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     for flag in ("--task", "--alpha", "--epsilon", "--output_dir"):
         if _flag_value(train_args, flag) is not None:
             parser.error(f"{flag} is set by the sweep; drop it after `--`")
+    if _flag_value(train_args, "--data_dir") is not None:  # the eval steps need it too
+        parser.error("--data_dir goes before `--`: the sweep passes it to every step")
     sweep = Sweep(
         out=args.out,
         task=args.task,
@@ -258,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epsilons=args.epsilons,
         limit=args.limit,
         train_args=train_args,
+        data_dir=args.data_dir.expanduser().resolve() if args.data_dir else None,
     )
     if args.dry_run:
         seen = set()

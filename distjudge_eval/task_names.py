@@ -19,7 +19,7 @@ import fnmatch
 import glob
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,15 +43,26 @@ def include_paths(user_paths: Sequence[str | Path] = ()) -> list[str]:
 
 
 @lru_cache(maxsize=8)
-def _manager(paths: tuple[str, ...], include_defaults: bool) -> Any:
+def _manager(
+    paths: tuple[str, ...], include_defaults: bool, metadata: tuple[tuple[str, Any], ...]
+) -> Any:
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=list(paths), include_defaults=include_defaults)
+    return TaskManager(
+        include_path=list(paths), include_defaults=include_defaults, metadata=dict(metadata)
+    )
 
 
-def task_manager(user_paths: Sequence[str | Path] = (), include_defaults: bool = True) -> Any:
-    """An lm-eval TaskManager that sees our tasks and the user's folders (built once)."""
-    return _manager(tuple(include_paths(user_paths)), include_defaults)
+def task_manager(
+    user_paths: Sequence[str | Path] = (),
+    include_defaults: bool = True,
+    metadata: Mapping[str, Any] | None = None,
+) -> Any:
+    """An lm-eval TaskManager that sees our tasks and the user's folders (built once per
+    settings). ``metadata`` (e.g. ``{"data_dir": ...}``) reaches every task it builds, lm-eval's
+    own channel for run settings."""
+    settings = tuple(sorted((metadata or {}).items()))
+    return _manager(tuple(include_paths(user_paths)), include_defaults, settings)
 
 
 def check_task_names(

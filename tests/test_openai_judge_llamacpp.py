@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import requests
 import torch
+from llama_server import embedded_llama_server
 
 from distjudge_eval.embedded import EMBEDDED_GGUF, embedded_model_dir
-from distjudge_eval.llama_server import embedded_llama_server
 from distjudge_eval.models.openai_judge import LabelMatcher, label_logprobs
 from distjudge_eval.verbalized import verbal_q
 

@@ -99,7 +99,7 @@ def train(config: DistJudgeConfig, training_args: Any) -> Path:
     from distjudge_trainer.trainer import DistJudgeTrainer
 
     preflight(config, training_args, PROG)
-    docs = load_docs(config.task, config.max_train_items, config.user_paths())
+    docs = load_docs(config.task, config.max_train_items, config.user_paths(), config.data_dir)
     model, tokenizer = load_model_and_tokenizer(config)
     if config.use_lora and training_args.gradient_checkpointing:
         model.enable_input_require_grads()

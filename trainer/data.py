@@ -39,29 +39,36 @@ class TaskDocs:
     docs: list[dict]
 
 
-def load_tasks(spec: str, user_paths: Sequence[str] = ()) -> dict[str, Any]:
+def load_tasks(
+    spec: str, user_paths: Sequence[str] = (), data_dir: str | None = None
+) -> dict[str, Any]:
     """Tasks named by ``spec``: one task, a comma-separated list, or a group (flattened), so
     e.g. ``distjudge_summeval`` trains one judge on all four SummEval dimensions.
-    ``user_paths`` are the user's own task folders (``--include_path``)."""
+    ``user_paths`` are the user's own task folders (``--include_path``); ``data_dir`` reaches
+    the tasks as lm-eval metadata, as ``distjudge eval --data_dir`` does (None: the default)."""
     from distjudge_eval.task_names import task_manager
     from distjudge_trainer.parsing import INCLUDE_DEFAULT_TASKS
 
     names = [n.strip() for n in spec.split(",") if n.strip()]
-    found = dict(task_manager(user_paths, INCLUDE_DEFAULT_TASKS).load(names)["tasks"])
+    metadata = {"data_dir": data_dir} if data_dir else None
+    found = dict(task_manager(user_paths, INCLUDE_DEFAULT_TASKS, metadata).load(names)["tasks"])
     if not found:
         raise UserError(f"no tasks found for {spec!r}")
     return found
 
 
-def load_task(task_name: str, user_paths: Sequence[str] = ()) -> Any:
-    tasks = load_tasks(task_name, user_paths)
+def load_task(task_name: str, user_paths: Sequence[str] = (), data_dir: str | None = None) -> Any:
+    tasks = load_tasks(task_name, user_paths, data_dir)
     if len(tasks) != 1:
         raise UserError(f"{task_name} names {len(tasks)} tasks; expected one")
     return next(iter(tasks.values()))
 
 
 def load_docs(
-    spec: str, max_items: int | None = None, user_paths: Sequence[str] = ()
+    spec: str,
+    max_items: int | None = None,
+    user_paths: Sequence[str] = (),
+    data_dir: str | None = None,
 ) -> list[TaskDocs]:
     """Train docs of every task in ``spec`` (``max_items`` caps each), with p checked.
 
@@ -69,7 +76,7 @@ def load_docs(
     here, in seconds. All tasks must share one label count: a batch stacks their distributions.
     """
     loaded = []
-    for name, task in load_tasks(spec, user_paths).items():
+    for name, task in load_tasks(spec, user_paths, data_dir).items():
         if task.OUTPUT_TYPE != "multiple_choice":
             raise UserError(
                 f"{name} is a {task.OUTPUT_TYPE} task; distjudge train needs label "
@@ -110,13 +117,17 @@ def build_examples(
     apply_chat_template: bool = False,
     max_length: int = 8192,
     user_paths: Sequence[str] = (),
+    data_dir: str | None = None,
 ) -> list[TrainExample]:
     """(prompt, label continuations) exactly as lm-eval builds the requests, for train docs.
 
     ``source`` is a task spec (see :func:`load_tasks`; ``max_items`` caps each task) or the
     output of :func:`load_docs`.
     """
-    loaded = load_docs(source, max_items, user_paths) if isinstance(source, str) else source
+    if isinstance(source, str):
+        loaded = load_docs(source, max_items, user_paths, data_dir)
+    else:
+        loaded = source
     chat = chat_fn(tokenizer) if apply_chat_template else None
 
     def encode(text: str) -> list[int]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -86,7 +85,7 @@ def preflight(config: Any, prog: str) -> None:
     require(["accelerate"], prog)
     if config.use_lora:
         require(["peft"], f"{prog} with LoRA (the default; --use_lora False trains all weights)")
-    set_data_dir(config.data_dir)
+    config.data_dir = check_data_dir(config.data_dir)
     check_tasks(config.task_names(), config.user_paths())
     if getattr(config, "swap_augment", False):
         twin = config.task + "_swapped"
@@ -171,14 +170,17 @@ def check_tasks(names: Sequence[str], user_paths: Sequence[str]) -> None:
     check_task_names(list(names), user_paths, include_defaults=INCLUDE_DEFAULT_TASKS)
 
 
-def set_data_dir(data_dir: str | None) -> None:
-    """``--data_dir`` reaches the task loaders through the environment; a missing folder fails
-    now (DataDirError), not inside lm-eval after the imports."""
-    from distjudge_eval.settings import DATA_DIR_ENV, resolve_data_dir
+def check_data_dir(data_dir: str | None) -> str | None:
+    """A missing data dir fails now (DataDirError), not inside lm-eval after the imports.
+
+    Returns ``--data_dir`` made absolute (None stays None: the tasks then use the user default,
+    $DISTJUDGE_DATA_DIR or the fetch cache); the trainers hand it to the tasks as lm-eval
+    metadata, never through the environment.
+    """
+    from distjudge_eval.settings import resolve_data_dir
 
     path = resolve_data_dir(data_dir)
-    if data_dir:
-        os.environ[DATA_DIR_ENV] = str(path.resolve())
+    return str(path.resolve()) if data_dir else None
 
 
 def resolve_resume(value: str | bool | None, output_dir: str | None) -> str | None:

@@ -24,7 +24,7 @@ def prepare(config: VerbalizedConfig, trl_args: Any, command: str) -> tuple[Any,
     from distjudge_trainer.verbal_data import load_verbal_docs
 
     preflight(config, trl_args, command)
-    docs = load_verbal_docs(config.task, config.swap_augment, config.user_paths())
+    docs = load_verbal_docs(config.task, config.swap_augment, config.user_paths(), config.data_dir)
     model, tokenizer = load_model_and_tokenizer(config)
     return model, tokenizer, docs
 
@@ -36,7 +36,7 @@ def sft_rows(config: VerbalizedConfig, tokenizer: Any, docs: Any = None) -> list
     prompts, _ = build_prompts(
         config.task if docs is None else docs, tokenizer, config.max_train_items,
         config.apply_chat_template, config.swap_augment, config.max_prompt_tokens,
-        config.user_paths(),
+        config.user_paths(), config.data_dir,
     )  # fmt: skip
     return [{"prompt": vp.prompt, "completion": target_text(vp.prob_b)} for vp in prompts]
 

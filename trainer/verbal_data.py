@@ -37,14 +37,17 @@ class VerbalPrompt:
 
 
 def load_verbal_docs(
-    task_name: str, swap_augment: bool = True, user_paths: Sequence[str] = ()
+    task_name: str,
+    swap_augment: bool = True,
+    user_paths: Sequence[str] = (),
+    data_dir: str | None = None,
 ) -> list[TaskDocs]:
     """The verbalized task (and its ``_swapped`` twin) with every train doc's p and votes
     checked; needs no tokenizer, so data mistakes fail before a model loads."""
     names = [task_name] + ([task_name + SWAPPED] if swap_augment else [])
     loaded = []
     for name in names:
-        task = load_task(name, user_paths)
+        task = load_task(name, user_paths, data_dir)
         if task.OUTPUT_TYPE != "generate_until":
             raise UserError(
                 f"{name} is not a verbalized (generate_until) task; label-likelihood tasks "
@@ -97,6 +100,7 @@ def build_prompts(
     swap_augment: bool = True,
     max_prompt_tokens: int | None = None,
     user_paths: Sequence[str] = (),
+    data_dir: str | None = None,
 ) -> tuple[list[VerbalPrompt], dict[str, Any]]:
     """Prompts in both slot orders (paired by item id), and the task's generation kwargs.
 
@@ -105,7 +109,7 @@ def build_prompts(
     than ``max_prompt_tokens`` in either order are skipped and counted.
     """
     if isinstance(source, str):
-        source = load_verbal_docs(source, swap_augment, user_paths)
+        source = load_verbal_docs(source, swap_augment, user_paths, data_dir)
     prompts: list[VerbalPrompt] = []
     gen_kwargs: dict[str, Any] = {}
     too_long: set[str] = set()

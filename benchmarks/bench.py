@@ -1,4 +1,9 @@
-"""``distjudge bench``: side-by-side speed and memory measurements printed as ratios.
+"""Side-by-side speed and memory measurements printed as ratios, run from a checkout:
+
+    python benchmarks/bench.py readout | projection | adversary | api [options]
+
+They live beside the package, not in it: they need cvxpy and llama-cpp-python (the ``dev``
+extra) and the test helper ``tests/llama_server.py``, none of which a user's install has.
 
 ``readout``: stock lm-eval ``hf`` against ``hf-judge`` (with and without the task-prefix cache)
 on the same items, same model weights and same batch size, repeats interleaved so machine noise
@@ -19,8 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distjudge_eval.settings import DATA_DIR_ENV
-
+REPO = Path(__file__).resolve().parent.parent
 BACKENDS = ("hf", "hf-judge", "hf-judge+prefix")
 
 
@@ -84,21 +88,31 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _requests(task_name: str, limit: int) -> tuple[list[Any], int]:
-    from lm_eval.tasks import TaskManager, get_task_dict
+def _requests(task_name: str, limit: int, data_dir: str | None) -> tuple[list[Any], int]:
+    """The task's label requests as lm-eval builds them; ``data_dir`` reaches the task as
+    lm-eval metadata (None: the user default)."""
+    from lm_eval.tasks import get_task_dict
 
-    from distjudge_eval.paths import tasks_dir
+    from distjudge_eval.task_names import task_manager
 
-    task = get_task_dict([task_name], TaskManager(include_path=str(tasks_dir())))[task_name]
+    metadata = {"data_dir": data_dir} if data_dir else None
+    manager = task_manager(include_defaults=False, metadata=metadata)
+    task = get_task_dict([task_name], manager)[task_name]
     task.build_all_requests(limit=limit, rank=0, world_size=1)
     n_items = len({inst.doc_id for inst in task.instances})
     return list(task.instances), n_items
 
 
 def bench_readout(
-    task: str, limit: int, batch_size: int, repeats: int, model_args: str, memory: bool = True
+    task: str,
+    limit: int,
+    batch_size: int,
+    repeats: int,
+    model_args: str,
+    memory: bool = True,
+    data_dir: str | None = None,
 ) -> dict[str, Any]:
-    requests, n_items = _requests(task, limit)
+    requests, n_items = _requests(task, limit, data_dir)
     backends = _load_backends(model_args, batch_size, BACKENDS)
     reference = backends["hf"].loglikelihood(requests, disable_tqdm=True)  # also a warm-up
     max_diff = {}
@@ -126,14 +140,17 @@ def bench_readout(
     }
     if memory:
         report["peak_rss_growth_mib"] = {
-            name: _probe_memory(name, task, limit, batch_size, model_args) for name in BACKENDS
+            name: _probe_memory(name, task, limit, batch_size, model_args, data_dir)
+            for name in BACKENDS
         }
     return report
 
 
-def _probe_memory(backend: str, task: str, limit: int, batch_size: int, model_args: str) -> float:
-    cmd = [sys.executable, "-m", "distjudge_eval.bench", "_memory", backend, task, str(limit)]
-    cmd += [str(batch_size), model_args]
+def _probe_memory(
+    backend: str, task: str, limit: int, batch_size: int, model_args: str, data_dir: str | None
+) -> float:
+    cmd = [sys.executable, __file__, "_memory", backend, task, str(limit)]
+    cmd += [str(batch_size), model_args, data_dir or ""]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"memory probe for {backend} failed:\n{proc.stderr[-3000:]}")
@@ -141,9 +158,9 @@ def _probe_memory(backend: str, task: str, limit: int, batch_size: int, model_ar
 
 
 def _memory_probe_main(
-    backend: str, task: str, limit: str, batch_size: str, model_args: str
+    backend: str, task: str, limit: str, batch_size: str, model_args: str, data_dir: str = ""
 ) -> None:
-    requests, _ = _requests(task, int(limit))
+    requests, _ = _requests(task, int(limit), data_dir or None)
     lm = _load_backends(model_args, int(batch_size), (backend,))[backend]
     with PeakRSS() as rss:
         lm.loglikelihood(requests, disable_tqdm=True)
@@ -172,7 +189,11 @@ def format_readout(report: dict[str, Any]) -> str:
 def bench_projection(
     batch: int = 256, k: int = 3, repeats: int = 20, solver_items: int = 30
 ) -> dict:
-    """Batched exact projection onto simplex ∩ L2-ball vs cvxpy solving one item at a time."""
+    """Batched exact projection onto simplex ∩ L2-ball vs cvxpy solving one item at a time.
+
+    A speed ratio means something only if both give the same points: the largest coordinate
+    difference on the items cvxpy solved is reported beside it.
+    """
     import cvxpy as cp
     import numpy as np
     import torch
@@ -186,16 +207,17 @@ def bench_projection(
     ours = []
     for _ in range(repeats):
         start = time.perf_counter()
-        project_to_simplex_ball(v_t, c_t, 0.25)
+        projected = project_to_simplex_ball(v_t, c_t, 0.25).numpy()
         ours.append(time.perf_counter() - start)
-    solver = []
-    for i in range(solver_items):
+    solver, diff = [], 0.0
+    for i in range(min(solver_items, batch)):
         x = cp.Variable(k)
         constraints = [x >= 0, cp.sum(x) == 1, cp.norm(x - center[i], 2) <= 0.25]
         problem = cp.Problem(cp.Minimize(cp.sum_squares(x - v[i])), constraints)
         start = time.perf_counter()
         problem.solve(solver=cp.CLARABEL)
         solver.append(time.perf_counter() - start)
+        diff = max(diff, float(np.abs(x.value - projected[i]).max()))
     per_batch_ours = statistics.median(ours)
     per_item_solver = statistics.median(solver)
     return {
@@ -205,25 +227,29 @@ def bench_projection(
         "cvxpy_s_per_item": per_item_solver,
         "cvxpy_s_per_batch": per_item_solver * batch,
         "speedup": per_item_solver * batch / per_batch_ours,
+        "solver_items": len(solver),
+        "max_abs_diff_vs_cvxpy": diff,
     }
 
 
-def bench_adversary(task: str, batch: int, steps: int, model_args: str | None) -> dict:
+def bench_adversary(
+    task: str, batch: int, steps: int, model_args: str | None, data_dir: str | None = None
+) -> dict:
     """Share of a training step (readout forward + backward + PGD) spent in the PGD adversary."""
     import torch
 
     from distjudge_eval.readout import label_scores
-    from trainer.cli import load_model_and_tokenizer
-    from trainer.config import DistJudgeConfig
-    from trainer.data import build_examples, collate
-    from trainer.objective import adversarial_target, hybrid_loss
+    from distjudge_trainer.cli import load_model_and_tokenizer
+    from distjudge_trainer.config import DistJudgeConfig
+    from distjudge_trainer.data import build_examples, collate
+    from distjudge_trainer.objective import adversarial_target, hybrid_loss
 
-    config = DistJudgeConfig(task=task)
+    config = DistJudgeConfig(task=task, data_dir=data_dir)
     if model_args:
         config.model = model_args
     model, tok = load_model_and_tokenizer(config)
     model.train()
-    data = collate(build_examples(task, tok, max_items=batch))
+    data = collate(build_examples(task, tok, max_items=batch, data_dir=data_dir))
     step_times, pgd_times, no_adv_times = [], [], []
     for i in range(steps + 1):
         for eps, sink in ((0.25, step_times), (0.0, no_adv_times)):
@@ -250,14 +276,22 @@ def bench_adversary(task: str, batch: int, steps: int, model_args: str | None) -
     }
 
 
-def bench_api(task: str, limit: int, concurrency: list[int], base_url: str | None) -> dict:
+def bench_api(
+    task: str,
+    limit: int,
+    concurrency: list[int],
+    base_url: str | None,
+    data_dir: str | None = None,
+) -> dict:
     """openai-judge items/s and HTTP requests per item at several ``num_concurrent``."""
     import contextlib
 
-    from distjudge_eval.llama_server import embedded_llama_server
     from distjudge_eval.models.openai_judge import OpenAIJudgeLM
 
-    requests_, n_items = _requests(task, limit)
+    sys.path.insert(0, str(REPO / "tests"))  # the server helper is a test helper
+    from llama_server import embedded_llama_server
+
+    requests_, n_items = _requests(task, limit, data_dir)
     server = contextlib.nullcontext(base_url) if base_url else embedded_llama_server()
     rows = []
     with server as url:
@@ -287,9 +321,9 @@ def bench_api(task: str, limit: int, concurrency: list[int], base_url: str | Non
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "_memory":
-        _memory_probe_main(*argv[1:6])
+        _memory_probe_main(*argv[1:7])
         return 0
-    parser = argparse.ArgumentParser(prog="distjudge bench")
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py")
     sub = parser.add_subparsers(dest="what", required=True)
     ro = sub.add_parser("readout", help="stock hf vs hf-judge: items/s, ratio, memory")
     ro.add_argument("--task", default="distjudge_snli")
@@ -303,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     pj = sub.add_parser("projection", help="batched simplex∩ball projection vs cvxpy per item")
     pj.add_argument("--batch", type=int, default=256)
     pj.add_argument("--labels", type=int, default=3)
+    pj.add_argument("--repeats", type=int, default=20, help="timed batches (median reported)")
+    pj.add_argument("--solver_items", type=int, default=30, help="items cvxpy solves, timed")
     adv = sub.add_parser("adversary", help="PGD adversary's share of a training step")
     adv.add_argument("--task", default="distjudge_snli")
     adv.add_argument("--batch", type=int, default=4)
@@ -317,19 +353,18 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--out", default=None)
         p.add_argument("--data_dir", default=None)
     ns = parser.parse_args(argv)
-    if ns.data_dir:
-        os.environ[DATA_DIR_ENV] = str(Path(ns.data_dir).expanduser().resolve())
-
+    data_dir = str(Path(ns.data_dir).expanduser().resolve()) if ns.data_dir else None
     if ns.what == "projection":
-        report = bench_projection(ns.batch, ns.labels)
+        report = bench_projection(ns.batch, ns.labels, ns.repeats, ns.solver_items)
         print(
             f"projection onto simplex ∩ L2-ball, {ns.batch} items × {ns.labels} labels: "
             f"batched {report['ours_s_per_batch'] * 1e3:.2f} ms per batch, cvxpy "
             f"{report['cvxpy_s_per_item'] * 1e3:.2f} ms per item "
-            f"({report['cvxpy_s_per_batch']:.2f} s per batch): {report['speedup']:.0f}x"
+            f"({report['cvxpy_s_per_batch']:.2f} s per batch): {report['speedup']:.0f}x; "
+            f"max abs difference from cvxpy {report['max_abs_diff_vs_cvxpy']:.1e}"
         )
     elif ns.what == "api":
-        report = bench_api(ns.task, ns.limit, ns.concurrency, ns.base_url)
+        report = bench_api(ns.task, ns.limit, ns.concurrency, ns.base_url, data_dir)
         print(f"openai-judge on {ns.task}, {report['items']} items, {report['server']}")
         print("| num_concurrent | items/s | HTTP requests per item | retries |")
         print("|---:|---:|---:|---:|")
@@ -339,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['http_requests_per_item']:.2f} | {row['retries']} |"
             )
     elif ns.what == "adversary":
-        report = bench_adversary(ns.task, ns.batch, ns.steps, ns.model)
+        report = bench_adversary(ns.task, ns.batch, ns.steps, ns.model, data_dir)
         print(
             f"training step on {ns.task}, batch {ns.batch} (median of {ns.steps}): "
             f"{report['step_s']:.3f} s with adversary, {report['step_without_adversary_s']:.3f} s "
@@ -351,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
 
         model_args = ns.model_args or embedded_model_args()
         report = bench_readout(
-            ns.task, ns.limit, ns.batch_size, ns.repeats, model_args, memory=not ns.no_memory
+            ns.task, ns.limit, ns.batch_size, ns.repeats, model_args, not ns.no_memory, data_dir
         )
         print(format_readout(report))
     if ns.out:

@@ -1,7 +1,8 @@
 """Start llama-cpp-python's OpenAI-compatible server on the embedded GGUF, on loopback.
 
-Used by the openai-judge tests and ``distjudge bench api``: a real HTTP server that returns
-chat ``top_logprobs``, with the same weights the local backends load.
+A test helper (so it lives in tests/, not in the package), also used by ``python
+benchmarks/bench.py api``: a real HTTP server that returns chat ``top_logprobs``, with the same
+weights the local backends load.
 """
 
 from __future__ import annotations
