@@ -14,7 +14,21 @@ from transformers import TrainingArguments
 
 
 @dataclass
-class DistJudgeTrainingArguments(TrainingArguments):
+class SharedDefaults:
+    """Defaults all three trainers (train, sft, grpo) share, declared once.
+
+    Mixed in *before* transformers' or TRL's config class: a dataclass collects fields from its
+    bases last-to-first, so these defaults replace the library's while each field keeps its
+    place (and so its position in ``--help``).
+    """
+
+    report_to: None | str | list[str] = field(  # noqa: RUF036 (the parser needs this order)
+        default="none", metadata={"help": "integrations to log to (none, all, wandb, ...)"}
+    )
+
+
+@dataclass
+class DistJudgeTrainingArguments(SharedDefaults, TrainingArguments):
     """Every ``transformers.TrainingArguments`` flag; the defaults below are distjudge's."""
 
     learning_rate: float = field(default=5e-5, metadata={"help": "initial AdamW learning rate"})
@@ -27,9 +41,6 @@ class DistJudgeTrainingArguments(TrainingArguments):
     )
     save_strategy: str = field(
         default="epoch", metadata={"help": "checkpoint schedule: no | steps | epoch | best"}
-    )
-    report_to: None | str | list[str] = field(  # noqa: RUF036 (the parser needs this order)
-        default="none", metadata={"help": "integrations to log to (none, all, wandb, ...)"}
     )
     remove_unused_columns: bool = field(
         default=False,

@@ -8,40 +8,44 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig, SFTConfig
 
+from distjudge_trainer.args import SharedDefaults
+
 
 @dataclass
-class DistJudgeSFTConfig(SFTConfig):
-    """Every ``trl.SFTConfig`` flag; the defaults below are distjudge's for verbalized SFT."""
+class VerbalDefaults(SharedDefaults):
+    """What SFT and GRPO of a verbalized judge share (mixed in first; see SharedDefaults)."""
 
-    learning_rate: float = field(default=2e-4, metadata={"help": "initial AdamW learning rate"})
     num_train_epochs: float = field(default=1.0, metadata={"help": "training epochs"})
-    per_device_train_batch_size: int = field(
-        default=4, metadata={"help": "prompts per device per step"}
-    )
-    logging_steps: float = field(default=10, metadata={"help": "log every N steps"})
     save_strategy: str = field(
         default="no", metadata={"help": "checkpoint schedule: no | steps | epoch | best"}
-    )
-    report_to: None | str | list[str] = field(  # noqa: RUF036 (the parser needs this order)
-        default="none", metadata={"help": "integrations to log to (none, all, wandb, ...)"}
     )
     gradient_checkpointing: bool | None = field(
         default=None,  # TRL says True; transformers' own default (off, and no deprecation warning)
         metadata={"help": "deprecated alias of --activation_checkpointing", "nargs": "?"},
     )
-    max_length: int | None = field(
-        default=8192,
-        metadata={"help": "MT-Bench prompts run to 2k tokens: never cut the completion off"},
-    )
     bf16: bool | None = field(default=False, metadata={"help": "bfloat16 mixed precision"})
 
 
 @dataclass
-class DistJudgeGRPOConfig(GRPOConfig):
+class DistJudgeSFTConfig(VerbalDefaults, SFTConfig):
+    """Every ``trl.SFTConfig`` flag; the defaults below are distjudge's for verbalized SFT."""
+
+    learning_rate: float = field(default=2e-4, metadata={"help": "initial AdamW learning rate"})
+    per_device_train_batch_size: int = field(
+        default=4, metadata={"help": "prompts per device per step"}
+    )
+    logging_steps: float = field(default=10, metadata={"help": "log every N steps"})
+    max_length: int | None = field(
+        default=8192,
+        metadata={"help": "MT-Bench prompts run to 2k tokens: never cut the completion off"},
+    )
+
+
+@dataclass
+class DistJudgeGRPOConfig(VerbalDefaults, GRPOConfig):
     """Every ``trl.GRPOConfig`` flag; the defaults below are distjudge's for verbalized GRPO."""
 
     learning_rate: float = field(default=1e-5, metadata={"help": "initial AdamW learning rate"})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "training epochs"})
     per_device_train_batch_size: int = field(
         default=8, metadata={"help": "completions per device per step"}
     )
@@ -52,14 +56,3 @@ class DistJudgeGRPOConfig(GRPOConfig):
         default=8, metadata={"help": 'tokens per completion ("0.73</prob>" is 5-6 tokens)'}
     )
     logging_steps: float = field(default=5, metadata={"help": "log every N steps"})
-    save_strategy: str = field(
-        default="no", metadata={"help": "checkpoint schedule: no | steps | epoch | best"}
-    )
-    report_to: None | str | list[str] = field(  # noqa: RUF036 (the parser needs this order)
-        default="none", metadata={"help": "integrations to log to (none, all, wandb, ...)"}
-    )
-    gradient_checkpointing: bool | None = field(
-        default=None,  # TRL says True; transformers' own default (off, and no deprecation warning)
-        metadata={"help": "deprecated alias of --activation_checkpointing", "nargs": "?"},
-    )
-    bf16: bool | None = field(default=False, metadata={"help": "bfloat16 mixed precision"})
