@@ -22,7 +22,9 @@ Model args (any other key is an error that lists these): ``model`` (required), `
 (default OpenAI), ``api_key`` (default: the key given to :func:`set_api_key`, else
 ``$OPENAI_API_KEY``; never logged or written),
 ``top_logprobs`` (20), ``num_concurrent`` (1), ``max_retries`` (6 attempts in all), ``timeout``
-(60 s), ``max_backoff`` (30 s), ``max_consecutive_failures`` (8; 0 turns the check off).
+(60 s), ``max_backoff`` (30 s), ``max_consecutive_failures`` (8; 0 turns the check off);
+``batch`` (false: true sends the requests through the Batch API, see ``openai_batch``),
+``batch_poll_s`` (10), ``batch_max_wait_s`` (26 h), ``batch_max_rounds`` (3), ``batch_dir``.
 Temperature is always 0 and no model name changes that.
 
 Stopping. At most ``num_concurrent`` requests are in flight and a new one starts only when one
@@ -51,6 +53,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import openai
@@ -61,6 +64,7 @@ from tqdm import tqdm
 from distjudge_eval.errors import UserError
 from distjudge_eval.labels import declared_synonyms
 from distjudge_eval.models.args import reject_unknown
+from distjudge_eval.settings import truthy
 from distjudge_eval.verbalized import cut_at_stops, stop_sequences
 
 logger = logging.getLogger("distjudge")
@@ -80,6 +84,11 @@ MODEL_ARGS = (
     "timeout",
     "max_backoff",
     "max_consecutive_failures",
+    "batch",
+    "batch_poll_s",
+    "batch_max_wait_s",
+    "batch_max_rounds",
+    "batch_dir",
 )
 
 
@@ -351,6 +360,11 @@ class OpenAIJudgeLM(LM):
         timeout: float | str = 60.0,
         max_backoff: float | str = 30.0,
         max_consecutive_failures: int | str = 8,
+        batch: bool | str = False,
+        batch_poll_s: float | str = 10.0,
+        batch_max_wait_s: float | str = 26 * 3600.0,
+        batch_max_rounds: int | str = 3,
+        batch_dir: str | None = None,
         **harness: Any,
     ) -> None:
         reject_unknown("openai-judge", harness, MODEL_ARGS)
@@ -366,6 +380,13 @@ class OpenAIJudgeLM(LM):
         self.timeout = float(timeout)
         self.max_backoff = float(max_backoff)
         self.max_consecutive_failures = max(int(max_consecutive_failures), 0)
+        self.batch = truthy(batch)
+        self.batch_settings = BatchSettings(
+            poll_s=float(batch_poll_s),
+            max_wait_s=float(batch_max_wait_s),
+            max_rounds=max(int(batch_max_rounds), 1),
+            batch_dir=Path(batch_dir) if batch_dir else DEFAULT_BATCH_DIR,
+        )
         self.retries = 0
         self.requests_sent = 0
         self.failures_in_row = 0
@@ -388,14 +409,25 @@ class OpenAIJudgeLM(LM):
             groups.setdefault(req.args[0], []).append(i)
         results: list[tuple[float, bool] | None] = [None] * len(requests_)
 
-        def score(context: str, idx: list[int]) -> None:
-            labels = [requests_[i].args[1] for i in idx]
-            lps, _covered = self.score_item(context, labels, _where(requests_[idx[0]]))
+        def store(idx: list[int], lps: list[float]) -> None:
             best = max(range(len(lps)), key=lps.__getitem__)
             for j, i in enumerate(idx):
                 results[i] = (lps[j], j == best)
                 self._cache("loglikelihood", requests_[i].args, results[i])
 
+        def score(context: str, idx: list[int]) -> None:
+            labels = [requests_[i].args[1] for i in idx]
+            store(idx, self.score_item(context, labels, _where(requests_[idx[0]]))[0])
+
+        if self.batch:
+            items = list(groups.items())
+            answers = self._run_batch(
+                [self.score_body(c) for c, _ in items],
+                [_where(requests_[ix[0]]) for _, ix in items],
+            )
+            for (_, idx), (data, where) in zip(items, answers):
+                store(idx, self.readout(data, [requests_[i].args[1] for i in idx], where)[0])
+            return results  # type: ignore[return-value]
         jobs = [lambda c=c, idx=idx: score(c, idx) for c, idx in groups.items()]
         self._run(jobs, "openai-judge requests", disable_tqdm)
         return results  # type: ignore[return-value]
@@ -412,6 +444,16 @@ class OpenAIJudgeLM(LM):
     def generate_until(self, requests_: list[Any], disable_tqdm: bool = False) -> list[str]:
         """Verbalized judgments: one greedy chat completion per request, cut at ``until``."""
         results: list[str | None] = [None] * len(requests_)
+        if self.batch:
+            kwargs = [dict(r.args[1] or {}) for r in requests_]
+            answers = self._run_batch(
+                [self.generate_body(r.args[0], kw) for r, kw in zip(requests_, kwargs)],
+                [_where(r) for r in requests_],
+            )
+            for i, (data, where) in enumerate(answers):
+                results[i] = self.reply_text(data, kwargs[i], where)
+                self._cache("generate_until", requests_[i].args, results[i])
+            return results  # type: ignore[return-value]
 
         def generate(i: int) -> None:
             context, gen_kwargs = requests_[i].args
@@ -423,6 +465,25 @@ class OpenAIJudgeLM(LM):
         return results  # type: ignore[return-value]
 
     # -- the run --------------------------------------------------------------------------
+    def _run_batch(
+        self, bodies: list[dict[str, Any]], wheres: list[str]
+    ) -> list[tuple[dict[str, Any], str]]:
+        """Every body through the Batch API (see ``openai_batch``), answers in input order."""
+        self._stop = threading.Event()
+        self.failures_in_row = 0
+        lines = {f"item-{n}": body for n, body in enumerate(bodies)}
+        where = {f"item-{n}": w for n, w in enumerate(wheres)}
+        dbdict = self.cache_hook.dbdict
+        cache_file = getattr(dbdict, "filename", None) if dbdict is not None else None
+        path = state_path(
+            cache_file, self.batch_settings.batch_dir, requests_hash(self.base_url, lines)
+        )
+        answers = BatchRun(self, lines, where, path, self.batch_settings).run()
+        for data in answers.values():
+            self.count_usage(data)
+        print(f"{self.usage_summary()}, {len(answers)} answers from the Batch API", flush=True)
+        return [(answers[c], where[c]) for c in lines]
+
     def _run(self, jobs: list[Callable[[], None]], desc: str, disable_tqdm: bool) -> None:
         """All items, stopping at the first fatal error or Ctrl-C (see the module docstring)."""
         self._stop, self._abandoned = threading.Event(), threading.Event()
@@ -474,7 +535,11 @@ class OpenAIJudgeLM(LM):
     def score_item(
         self, context: str, labels: Sequence[str], where: str
     ) -> tuple[list[float], float]:
-        body = {
+        return self.readout(self._chat(self.score_body(context), where), labels, where)
+
+    def score_body(self, context: str) -> dict[str, Any]:
+        """The chat request of one item's label distribution (chat and batch mode alike)."""
+        return {
             "model": self.model,
             "messages": [{"role": "user", "content": context}],
             "max_tokens": 1,
@@ -482,7 +547,12 @@ class OpenAIJudgeLM(LM):
             "logprobs": True,
             "top_logprobs": self.top_logprobs,
         }
-        data = self._chat(body, where)
+
+    def readout(
+        self, data: dict[str, Any], labels: Sequence[str], where: str
+    ) -> tuple[list[float], float]:
+        """Per-label log-probabilities and mapped mass from one chat completion: the one code
+        path from a response to q, for the chat and the batch mode."""
         try:
             top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
         except (KeyError, IndexError, TypeError):
@@ -495,6 +565,10 @@ class OpenAIJudgeLM(LM):
         return label_logprobs(top, LabelMatcher.for_labels(labels))
 
     def generate_item(self, context: str, gen_kwargs: dict[str, Any], where: str) -> str:
+        data = self._chat(self.generate_body(context, gen_kwargs), where)
+        return self.reply_text(data, gen_kwargs, where)
+
+    def generate_body(self, context: str, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
         until = stop_sequences(gen_kwargs)
         body: dict[str, Any] = {
             "model": self.model,
@@ -504,22 +578,27 @@ class OpenAIJudgeLM(LM):
         }
         if until:
             body["stop"] = until[:4]  # the OpenAI API takes at most four stop sequences
-        data = self._chat(body, where)
+        return body
+
+    def reply_text(self, data: dict[str, Any], gen_kwargs: dict[str, Any], where: str) -> str:
         try:
             text = data["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
             raise APIJudgeError(f"{where}: the response has no message content") from None
         # servers may ignore `stop`, or take only four of them
-        return cut_at_stops(text or "", until)
+        return cut_at_stops(text or "", stop_sequences(gen_kwargs))
 
     def _chat(self, body: dict[str, Any], where: str) -> dict[str, Any]:
         """One chat completion with retries; counts token usage."""
         data = self._post_with_retries(body, where)
+        self.count_usage(data)
+        return data
+
+    def count_usage(self, data: dict[str, Any]) -> None:
         usage = data.get("usage") or {}
         with self._lock:
             for key in self.usage:
                 self.usage[key] += int(usage.get(key) or 0)
-        return data
 
     def _post_with_retries(self, body: dict[str, Any], where: str) -> dict[str, Any]:
         """One chat completion, with our retry policy (see :meth:`call_with_retries`)."""
@@ -631,3 +710,12 @@ def auth_headers(api_key: str) -> dict[str, Any] | None:
 
 def _where(request: Any) -> str:
     return f"item {request.doc_id} of {request.task_name}"
+
+
+from distjudge_eval.models.openai_batch import (  # noqa: E402  (it imports the errors above)
+    DEFAULT_BATCH_DIR,
+    BatchRun,
+    BatchSettings,
+    requests_hash,
+    state_path,
+)
