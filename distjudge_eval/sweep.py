@@ -1,10 +1,10 @@
 """``distjudge sweep``: the α × ε grid as a series of train + eval runs.
 
-Each cell trains a LoRA judge (``python -m distjudge_trainer``) and scores it (``distjudge eval``
-with ``hf-judge``) in its own subprocess, so a crash or OOM in one cell costs that cell only. Work
-is kept on disk: a cell whose adapter exists is not retrained and one whose evaluation exists is not
-rescored, so an interrupted sweep resumes where it stopped. α = 0 ignores ε (no KL term, so no
-adversary), so one α = 0 run serves every ε. A raw (untrained) evaluation is the reference line.
+Each cell trains a LoRA judge (``distjudge train``) and scores it (``distjudge eval`` with ``hf-
+judge``) in its own subprocess, so a crash or OOM in one cell costs that cell only. Work is kept on
+disk: a cell whose adapter exists is not retrained and one whose evaluation exists is not rescored,
+so an interrupted sweep resumes where it stopped. α = 0 ignores ε (no KL term, so no adversary), so
+one α = 0 run serves every ε. A raw (untrained) evaluation is the reference line.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class Sweep:
 
     def train_cmd(self, cell: Cell) -> list[str]:
         return [
-            sys.executable, "-m", "distjudge_trainer", "--task", self.task,
+            sys.executable, "-m", "distjudge_eval.cli", "train", "--task", self.task,
             "--alpha", f"{cell.alpha:g}", "--epsilon", f"{cell.epsilon:g}",
             "--output_dir", str(self.adapter_dir(cell)), *self._data_flag(), *self.train_args,
         ]  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -16,11 +17,13 @@ CORE = REPO / "distjudge_eval"
 TRAINER = "distjudge_trainer"
 # The one module of the evaluation core allowed to import the trainer: `distjudge train` etc.
 ALLOWED = {CORE / "cli.py"}
+TRAINER_MODULE = re.compile(r"distjudge_trainer(\.\w+)*")
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:
     """Every module a file imports, at any depth (imports inside functions count), plus names
-    handed to importlib.import_module as string literals or f-string prefixes."""
+    handed to importlib.import_module as string literals or f-string prefixes, and any string
+    that names a trainer module (a dispatch table of module names imported later)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -37,6 +40,8 @@ def imported_modules(path: Path) -> list[tuple[int, str]]:
                 arg = arg.values[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 found.append((node.lineno, arg.value))
+        elif isinstance(node, ast.Constant) and TRAINER_MODULE.fullmatch(str(node.value)):
+            found.append((node.lineno, node.value))
     return found
 
 
@@ -67,11 +72,12 @@ def test_the_check_sees_imports_inside_functions(tmp_path: Path) -> None:
         "    from distjudge_trainer.cli import main\n"
         "    import distjudge_trainer.objective as o\n"
         "    return import_module(f'distjudge_trainer.{cmd}')\n"
+        "TABLE = {'train': 'distjudge_trainer.cli'}\n"
     )
     names = [name for _, name in imported_modules(sample)]
-    assert names.count("distjudge_trainer.cli") == 1 and "distjudge_trainer.objective" in names
+    assert names.count("distjudge_trainer.cli") == 2 and "distjudge_trainer.objective" in names
     assert "distjudge_trainer." in names
-    assert len([n for n in names if n.startswith(TRAINER)]) == 3
+    assert len([n for n in names if n.startswith(TRAINER)]) == 4
     cli_hits = trainer_imports(CORE / "cli.py")  # the allowed edge exists and is seen
     assert cli_hits and all("distjudge_trainer" in hit for hit in cli_hits)
 
@@ -117,6 +123,6 @@ def test_sweep_steps_get_data_dir_as_a_flag(tmp_path: Path) -> None:
     evaluate = sweep.eval_cmd("raw", "pretrained=x")
     for cmd in (train, evaluate):
         assert cmd[cmd.index("--data_dir") + 1] == str(tmp_path / "data")
-    assert train[:3] == [sys.executable, "-m", TRAINER]
+    assert train[:4] == [sys.executable, "-m", "distjudge_eval.cli", "train"]  # via the CLI
     sweep.data_dir = None
     assert "--data_dir" not in sweep.train_cmd(Cell(0.5, 0.1))
