@@ -18,8 +18,9 @@ Two modes:
 ``first_token``
     score_k = log Σ_{t ∈ T_k} P(t | prompt), where T_k holds the first token of every surface
     variant of label k (case, with and without a leading space, declared synonyms). This is how
-    judges are usually read. A token that starts variants of two labels is ambiguous: it is
-    dropped from both (see :func:`first_token_sets`), and a label left with no token is an error.
+    judges are usually read. Which label a token stands for is decided on its text by the one
+    policy in ``distjudge_eval.label_match`` (the API backend uses it too): a token that stands
+    for no single label is dropped, and a label left with no token is an error.
 
 q = softmax over the K scores in either mode.
 """
@@ -34,6 +35,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+
+from distjudge_eval.label_match import (  # noqa: F401  (first_token_sets etc. re-exported)
+    FirstTokenSets,
+    first_token_sets,
+    surface_variants,
+)
 
 logger = logging.getLogger("distjudge")
 
@@ -293,56 +300,6 @@ def _gather_label_logprobs(
     return Readout(torch.stack(scores), torch.tensor(greedy, device=device))
 
 
-def surface_variants(label: str, synonyms: Sequence[str] = ()) -> list[str]:
-    """The spellings a judge may start its answer with: case variants, ± a leading space."""
-    out: list[str] = []
-    for word in (label, *synonyms):
-        for cased in (word, word.lower(), word.capitalize(), word.upper()):
-            for spaced in (cased, " " + cased):
-                if spaced not in out:
-                    out.append(spaced)
-    return out
-
-
-@dataclass(frozen=True)
-class FirstTokenSets:
-    token_ids: list[list[int]]
-    dropped: dict[int, list[str]]  # ambiguous token id -> labels that shared it
-
-
-def first_token_sets(
-    encode: Callable[[str], list[int]],
-    labels: Sequence[str],
-    synonyms: dict[str, Sequence[str]] | None = None,
-) -> FirstTokenSets:
-    """First-token ids per label; a token claimed by two labels is dropped from both.
-
-    ``encode`` must not add special tokens. Raises when a label keeps no token, since then
-    first-token q cannot tell that label apart: use ``full`` mode.
-    """
-    synonyms = synonyms or {}
-    claims: dict[int, list[str]] = {}
-    per_label: list[list[int]] = []
-    for label in labels:
-        ids: list[int] = []
-        for variant in surface_variants(label, synonyms.get(label, ())):
-            toks = encode(variant)
-            if toks and toks[0] not in ids:
-                ids.append(toks[0])
-        per_label.append(ids)
-        for t in ids:
-            claims.setdefault(t, []).append(label)
-    dropped = {t: owners for t, owners in claims.items() if len(owners) > 1}
-    kept = [[t for t in ids if t not in dropped] for ids in per_label]
-    for label, ids in zip(labels, kept):
-        if not ids:
-            raise ValueError(
-                f"label {label!r} shares every first token with another label "
-                f"({sorted(dropped)}): first_token mode cannot separate it; use mode=full"
-            )
-    return FirstTokenSets(kept, dropped)
-
-
 def label_first_tokens(
     encode: Callable[[str], list[int]], continuations: Sequence[str]
 ) -> list[list[int]]:
@@ -354,7 +311,7 @@ def label_first_tokens(
     sets = first_token_sets(encode, labels, declared_synonyms(labels))
     if sets.dropped:
         logger.warning(
-            "first_token readout: token ids %s start variants of several labels; dropped",
+            "first_token readout: token ids %s stand for no single label; dropped",
             {t: owners for t, owners in sets.dropped.items()},
         )
     return sets.token_ids

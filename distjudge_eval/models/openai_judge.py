@@ -5,8 +5,9 @@ item (the item's label requests share one prompt), asks for one output token wit
 ``logprobs=true, top_logprobs=N, temperature=0``, and maps the returned candidate tokens to the
 item's labels, as the local ``first_token`` readout does:
 
-- a token counts for a label when, stripped of whitespace and brackets and lower-cased, it equals
-  one of the label's variants (the label or a synonym declared in ``distjudge_eval.labels``) or is
+- which label a token stands for is decided by the one policy of ``distjudge_eval.label_match``
+  (shared with the local ``first_token`` readout): stripped of whitespace and brackets and
+  lower-cased, it equals variants of exactly one label (the label or a declared synonym) or is
   a prefix of variants of exactly one label ("contra" → contradiction); ambiguous tokens count
   for no label. Probabilities of all tokens of a label are summed.
 - a label with no token among the top N gets an explicit floor: min(smallest returned
@@ -52,7 +53,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,7 +62,7 @@ from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
 from distjudge_eval.errors import UserError
-from distjudge_eval.labels import declared_synonyms
+from distjudge_eval.label_match import LabelMatcher, normalise  # noqa: F401  (re-exported)
 from distjudge_eval.models.args import reject_unknown
 from distjudge_eval.settings import truthy
 from distjudge_eval.verbalized import cut_at_stops, stop_sequences
@@ -71,7 +71,6 @@ logger = logging.getLogger("distjudge")
 T = TypeVar("T")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PROB_FLOOR = 1e-12
-STRIP = " \t\n\r[](){}<>*\"'`.:,;"
 STOP_GRACE_S = 5.0  # how long requests in flight may finish after a stop, so they are cached
 BODY_EXCERPT = 300
 MODEL_ARGS = (
@@ -213,39 +212,6 @@ def client_error_message(status: int, body: str, prompt_chars: int) -> str:
             f"prompt template for the task"
         )
     return f"HTTP {status}: {excerpt}"
-
-
-@dataclass
-class LabelMatcher:
-    """Maps returned tokens to label indices (exact variants, then unambiguous prefixes)."""
-
-    variants: list[set[str]]
-
-    @classmethod
-    def for_labels(cls, labels: Sequence[str]) -> LabelMatcher:
-        stripped = [label.strip() for label in labels]
-        synonyms = declared_synonyms(stripped)
-        variants = []
-        for label in stripped:
-            words = (label, *synonyms.get(label, ()))
-            variants.append({normalise(w) for w in words if normalise(w)})
-        return cls(variants)
-
-    def match(self, token: str) -> int | None:
-        key = normalise(token)
-        if not key:
-            return None
-        exact = [i for i, vs in enumerate(self.variants) if key in vs]
-        if len(exact) == 1:
-            return exact[0]
-        if exact:
-            return None
-        prefix = [i for i, vs in enumerate(self.variants) if any(v.startswith(key) for v in vs)]
-        return prefix[0] if len(prefix) == 1 else None
-
-
-def normalise(token: str) -> str:
-    return token.strip(STRIP).lower()
 
 
 def label_logprobs(
