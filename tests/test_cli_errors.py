@@ -20,6 +20,7 @@ import pytest
 from fake_openai import FakeOpenAI
 
 from distjudge_eval import cli
+from distjudge_eval.embedded import embedded_weights
 from distjudge_eval.paths import tasks_dir
 
 # Measured through the CLI (Python and lm-eval imports included) on the 2-core dev box: a bad
@@ -386,4 +387,5 @@ def test_default_backend_is_hf_judge_on_the_embedded_model(tmp_path: Path, data_
     assert proc.returncode == 0, proc.stderr[-3000:]
     (results,) = tmp_path.glob("**/results_*.json")
     config = json.loads(results.read_text())["config"]
-    assert config["model"] == "hf-judge" and "gguf_file" in str(config["model_args"])
+    # the embedded judge, loaded from distjudge's converted copy of its GGUF file
+    assert config["model"] == "hf-judge" and str(embedded_weights()[0]) in str(config["model_args"])

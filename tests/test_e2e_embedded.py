@@ -26,6 +26,11 @@ ALL_TASKS = [
     "distjudge_summeval_fluency",
     "distjudge_summeval_relevance",
 ]
+VERBAL_TASKS = [
+    "distjudge_mtbench_verbalized",
+    "distjudge_mtbench_verbalized_swapped",
+    "distjudge_snli_verbalized",
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +48,26 @@ def data_with_mnli(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> 
     return root
 
 
-def run_cli(out: Path, data: Path, tasks: list[str], *extra: str) -> dict[str, list[dict]]:
+def run_cli(
+    out: Path, data: Path, tasks: list[str], *extra: str, batch_size: str = "4"
+) -> dict[str, list[dict]]:
+    """One real ``distjudge eval`` run; the samples per task (and its stdout under "stdout")."""
     cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--tasks", ",".join(tasks)]
-    cmd += ["--limit", "2", "--batch_size", "4", "--output_path", str(out), "--data_dir", str(data)]
+    cmd += ["--limit", "2", "--batch_size", batch_size, "--output_path", str(out)]
+    cmd += ["--data_dir", str(data)]
     proc = subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "distjudge summary" in proc.stdout
     samples: dict[str, list[dict]] = {}
     for task in tasks:
-        (path,) = out.glob(f"**/samples_{task}_*.jsonl")
+        (path,) = out.glob(f"**/samples_{task}_2*.jsonl")
         samples[task] = [json.loads(line) for line in path.open()]
     (results_file,) = out.glob("**/results_*.json")
     results = json.loads(results_file.read_text())["results"]
+    samples["stdout"] = proc.stdout  # type: ignore[assignment]
     for task in tasks:
+        if task in VERBAL_TASKS:
+            continue
         for metric in (
             "kl",
             "acc",
@@ -72,6 +84,8 @@ def run_cli(out: Path, data: Path, tasks: list[str], *extra: str) -> dict[str, l
 
 @pytest.fixture(scope="module")
 def direct_model():
+    """The independent reference: transformers reading the GGUF file itself (the CLI loads the
+    converted copy in distjudge's cache)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,6 +95,32 @@ def direct_model():
         folder, gguf_file=EMBEDDED_GGUF, dtype=torch.float32
     )
     return tok, model.eval()
+
+
+def test_the_cached_copy_is_the_gguf_model_bit_for_bit(direct_model) -> None:
+    """What every run loads (distjudge_eval.embedded's converted folder) equals what
+    transformers reads from the GGUF file: every weight, and the tokens of a chat prompt."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from distjudge_eval.embedded import embedded_weights
+
+    folder, gguf = embedded_weights()
+    assert gguf is None and (folder / "model.safetensors").is_file()
+    tok, model = direct_model
+    copy = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    copy_tok = AutoTokenizer.from_pretrained(folder)
+    reference = model.state_dict()
+    assert copy.state_dict().keys() == reference.keys()
+    for name, tensor in copy.state_dict().items():
+        assert torch.equal(tensor, reference[name]), name
+    chat = [{"role": "user", "content": "Premise: a dog runs. Hypothesis: an animal moves."}]
+    for t in (tok, copy_tok):
+        assert t.apply_chat_template(chat, tokenize=False) == tok.apply_chat_template(
+            chat, tokenize=False
+        )
+    text = tok.apply_chat_template(chat, tokenize=False) + "entailment ünïcode 12.5"
+    assert copy_tok(text).input_ids == tok(text).input_ids
 
 
 def direct_loglik(tok, model, context: str, continuation: str) -> float:
@@ -98,6 +138,8 @@ def direct_loglik(tok, model, context: str, continuation: str) -> float:
 
 def check_q_against_transformers(samples: dict[str, list[dict]], tok, model) -> None:
     for task, rows in samples.items():
+        if task not in ALL_TASKS:
+            continue
         assert len(rows) == 2, task
         row = rows[0]
         args = [row["arguments"][f"gen_args_{i}"] for i in range(len(row["arguments"]))]
@@ -109,11 +151,16 @@ def check_q_against_transformers(samples: dict[str, list[dict]], tok, model) -> 
 
 @pytest.fixture(scope="module")
 def stock_runs(tmp_path_factory: pytest.TempPathFactory, data_with_mnli: Path) -> dict:
+    """Stock ``hf`` on every task, verbalized ones included, plain and with the chat template:
+    two CLI runs that the tests below share. Batch size 1: a padded batch could flip a greedy
+    token against the unpadded transformers reference."""
     out = tmp_path_factory.mktemp("stock")
+    tasks = ALL_TASKS + VERBAL_TASKS
+    chat = ["--apply_chat_template"]
     return {
-        "plain": run_cli(out / "plain", data_with_mnli, ALL_TASKS, "--model", "hf"),
+        "plain": run_cli(out / "plain", data_with_mnli, tasks, "--model", "hf", batch_size="1"),
         "chat": run_cli(
-            out / "chat", data_with_mnli, CHAT_TASKS, "--model", "hf", "--apply_chat_template"
+            out / "chat", data_with_mnli, tasks, "--model", "hf", *chat, batch_size="1"
         ),
     }
 
@@ -136,6 +183,7 @@ def per_label_logliks(samples: dict[str, list[dict]]) -> dict[tuple[str, int, in
     return {
         (task, row["doc_id"], k): float(resp[0])
         for task, rows in samples.items()
+        if task in ALL_TASKS
         for row in rows
         for k, resp in enumerate(row["filtered_resps"])
     }
@@ -188,16 +236,9 @@ def _embedded_args(extra: str) -> str:
     return f"{embedded_model_args()},{extra}"
 
 
-VERBAL_TASKS = [
-    "distjudge_mtbench_verbalized",
-    "distjudge_mtbench_verbalized_swapped",
-    "distjudge_snli_verbalized",
-]
-
-
-@pytest.mark.parametrize("chat", [False, True], ids=["plain", "chat"])
+@pytest.mark.parametrize("variant", ["plain", "chat"])
 def test_verbalized_tasks_with_stock_hf_match_transformers_greedy(
-    tmp_path: Path, data_with_mnli: Path, direct_model, chat: bool
+    stock_runs: dict, direct_model, variant: str
 ) -> None:
     """Stock `hf` generation on the verbalized tasks: each reply equals transformers' greedy
     continuation of the logged prompt (cut at the task's stops) and is scored as parsed."""
@@ -207,27 +248,13 @@ def test_verbalized_tasks_with_stock_hf_match_transformers_greedy(
     from distjudge_eval.verbalized import verbal_q
 
     tok, model = direct_model
-    cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--tasks", ",".join(VERBAL_TASKS)]
-    cmd += [
-        "--model",
-        "hf",
-        "--limit",
-        "2",
-        "--output_path",
-        str(tmp_path),
-        "--data_dir",
-        str(data_with_mnli),
-    ]
-    cmd += ["--apply_chat_template"] if chat else []
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "position bias: distjudge_mtbench_verbalized: 2 items in both orders" in proc.stdout
+    run = stock_runs[variant]
+    assert "position bias: distjudge_mtbench_verbalized: 2 items in both orders" in run["stdout"]
     for task in VERBAL_TASKS:
-        (path,) = tmp_path.glob(f"**/samples_{task}_2*.jsonl")
-        for row in map(json.loads, path.open()):
+        for row in run[task]:
             args = row["arguments"]["gen_args_0"]
             prompt, gen_kwargs = args["arg_0"], args["arg_1"]
-            if chat:
+            if variant == "chat":
                 assert prompt.rstrip().endswith("<prob>") or task.startswith("distjudge_snli")
                 assert "<|im_start|>assistant" in prompt
             ids = torch.tensor([tok(prompt, add_special_tokens=False).input_ids])

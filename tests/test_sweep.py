@@ -16,6 +16,11 @@ from distjudge_eval.metrics import item_metrics
 from distjudge_eval.sweep import Cell, Sweep, write_outputs
 
 
+def is_train(cmd: list[str]) -> bool:
+    """A training subprocess (``distjudge train`` or ``python -m distjudge_trainer``)."""
+    return "train" in cmd or "distjudge_trainer" in cmd
+
+
 class FakeRunner:
     """Stands in for the train / eval subprocesses: writes what they would write."""
 
@@ -25,10 +30,10 @@ class FakeRunner:
 
     def __call__(self, cmd: list[str], log: Path) -> int:
         self.calls.append(cmd)
-        out = Path(cmd[cmd.index("--output_dir" if "trainer" in cmd else "--output_path") + 1])
+        out = Path(cmd[cmd.index("--output_dir" if is_train(cmd) else "--output_path") + 1])
         if out.name in self.fail:
             return 1
-        if "trainer" in cmd:
+        if is_train(cmd):
             out.mkdir(parents=True)
             alpha = float(cmd[cmd.index("--alpha") + 1])
             cfg = {"distjudge": {"model": "m", "gguf_file": None, "alpha": alpha}}
@@ -60,7 +65,7 @@ def test_alpha_zero_trains_once_and_resume_reruns_nothing(tmp_path: Path) -> Non
     runner = FakeRunner()
     sweep = make(tmp_path, runner)
     assert sweep.execute() == []
-    trains = [c for c in runner.calls if "trainer" in c]
+    trains = [c for c in runner.calls if is_train(c)]
     evals = [c for c in runner.calls if "eval" in c]
     # 3 alphas x 2 eps = 6 cells; alpha 0 shares one training run -> 5 trainings
     assert len(trains) == 5

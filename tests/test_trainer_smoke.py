@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from distjudge_eval.embedded import EMBEDDED_GGUF, embedded_model_dir
+from distjudge_eval.embedded import EMBEDDED_GGUF, embedded_model_dir, embedded_weights
 
 pytestmark = pytest.mark.slow
 N_ITEMS = 4
@@ -22,7 +22,15 @@ N_ITEMS = 4
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("adapter")
-    cmd = [sys.executable, "-m", "trainer", "--task", "distjudge_snli", "--output_dir", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "distjudge_trainer",
+        "--task",
+        "distjudge_snli",
+        "--output_dir",
+        str(out),
+    ]
     cmd += ["--max_train_items", str(N_ITEMS), "--per_device_train_batch_size", str(N_ITEMS)]
     cmd += ["--max_steps", "6", "--learning_rate", "3e-3", "--logging_steps", "2"]
     cmd += ["--save_strategy", "no", "--data_dir", str(data_dir), "--seed", "0"]
@@ -40,7 +48,9 @@ def test_adapter_and_config_are_saved(trained: Path) -> None:
     assert (trained / "adapter_model.safetensors").is_file()
     record = json.loads((trained / "distjudge_config.json").read_text())
     assert record["distjudge"]["alpha"] == 0.8 and record["distjudge"]["epsilon"] == 0.25
-    assert record["distjudge"]["gguf_file"] == EMBEDDED_GGUF
+    # the embedded judge trains from distjudge's converted copy of its GGUF file
+    assert record["distjudge"]["model"] == str(embedded_weights()[0])
+    assert not record["distjudge"].get("gguf_file")
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +58,16 @@ def adapted_model(trained: Path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = embedded_model_dir()
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=EMBEDDED_GGUF)
-    base = AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=EMBEDDED_GGUF, dtype=torch.float32
-    )
+    folder, _ = embedded_weights()  # the copy is the GGUF model bit for bit (test_e2e_embedded)
+    tok = AutoTokenizer.from_pretrained(folder)
+    base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     return tok, PeftModel.from_pretrained(base, str(trained)).eval()
 
 
 def test_loss_on_the_training_batch_goes_down(adapted_model, data_dir: Path, monkeypatch) -> None:
     from distjudge_eval.readout import label_scores
-    from trainer.data import build_examples, collate
-    from trainer.objective import hybrid_loss
+    from distjudge_trainer.data import build_examples, collate
+    from distjudge_trainer.objective import hybrid_loss
 
     monkeypatch.setenv("DISTJUDGE_DATA_DIR", str(data_dir))
     tok, model = adapted_model

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.rewards import brier_reward, cut_at_stops, log_reward, make_reward_fn
-from trainer.verbal_data import VerbalPrompt, sparse_dataset, sparse_label
+from distjudge_trainer.rewards import brier_reward, cut_at_stops, log_reward, make_reward_fn
+from distjudge_trainer.verbal_data import VerbalPrompt, sparse_dataset, sparse_label
 
 
 @pytest.mark.parametrize("rule", ["brier", "log"])
@@ -70,8 +70,8 @@ def tokenizer():
 def test_training_prompts_are_the_harness_prompts(tokenizer, data_dir: Path, monkeypatch) -> None:
     monkeypatch.setenv("DISTJUDGE_DATA_DIR", str(data_dir))
     from distjudge_eval.pairwise import binary_target
-    from trainer.data import load_task
-    from trainer.verbal_data import build_prompts
+    from distjudge_trainer.data import load_task
+    from distjudge_trainer.verbal_data import build_prompts
 
     prompts, gen_kwargs = build_prompts("distjudge_mtbench_verbalized", tokenizer, max_items=3)
     assert len(prompts) == 6 and gen_kwargs["until"] == ["</prob>", "\n"]
