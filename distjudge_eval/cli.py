@@ -10,6 +10,7 @@ loads, runs lm-eval's own ``run`` command, and prints a compact distribution tab
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import logging
@@ -141,6 +142,7 @@ class EvalPlan:
     user_include: list[str]
     data_dir: Path | None = None
     api_key: str | None = field(default=None, repr=False)
+    ours_only: bool = False  # every task is ours or the user's: lm-eval skips its own index
 
 
 def plan_eval(args: Sequence[str]) -> EvalPlan:
@@ -260,6 +262,7 @@ def _run_settings(metadata: dict | None, data_dir: str | None, strict: bool) -> 
 def check_before_model_load(plan: EvalPlan) -> None:
     """Everything a user can get wrong, in seconds, before minutes of model loading (cheapest
     checks first)."""
+    from distjudge_eval.lm_eval_index import only_our_tasks
     from distjudge_eval.task_names import check_task_names
 
     ns = plan.namespace
@@ -267,7 +270,8 @@ def check_before_model_load(plan: EvalPlan) -> None:
     check_output_path(ns.output_path)
     _check_extras(ns.model_args or {})
     local = check_task_names(ns.tasks, plan.user_include)
-    preflight_tasks(local, ns, plan.data_dir)
+    built = local if preflight_tasks(local, ns, plan.data_dir) else []
+    plan.ours_only = only_our_tasks(ns.tasks, built)
     _check_model_name(ns.model)
 
 
@@ -323,12 +327,12 @@ def _check_model_name(model: str) -> None:
         raise UserError(f"unknown --model {model!r}{hint}: default {DEFAULT_MODEL}")
 
 
-def preflight_tasks(names: Sequence[str], ns: argparse.Namespace, data_dir: Path | None) -> None:
+def preflight_tasks(names: Sequence[str], ns: argparse.Namespace, data_dir: Path | None) -> bool:
     """Build the requested tasks that live in our folder or the user's (never lm-eval's own) with
     the run's metadata, as lm-eval will: a missing data file, or with --strict a malformed row,
     fails here; the loaded items stay cached in-process for lm-eval's own build."""
     if not names:
-        return
+        return False
     from lm_eval.tasks import TaskManager
 
     from distjudge_eval.settings import DataDirError
@@ -341,13 +345,14 @@ def preflight_tasks(names: Sequence[str], ns: argparse.Namespace, data_dir: Path
     try:
         manager.load(list(names))
     except KeyError:
-        return  # e.g. a user's group naming lm-eval's own tasks: lm-eval's full index builds it
+        return False  # e.g. a user's group naming lm-eval's own tasks: lm-eval's full index
     except DataDirError as err:
         if data_dir is None:
             raise
         raise UserError(f"--data_dir {data_dir}: {err}") from None
     finally:
         lm_eval_log.setLevel(level)
+    return True
 
 
 def run_eval(args: Sequence[str]) -> int:
@@ -371,8 +376,12 @@ def run_eval(args: Sequence[str]) -> int:
     from lm_eval.utils import setup_logging
 
     setup_logging()
+    from distjudge_eval.lm_eval_index import without_lm_eval_tasks
+
+    index = without_lm_eval_tasks() if plan.ours_only else contextlib.nullcontext()
     try:
-        plan.namespace.func(plan.namespace)
+        with index:
+            plan.namespace.func(plan.namespace)
     except ValueError as err:  # a name written in lm-eval's task files that is no task there
         if not str(err).startswith("Tasks not found"):
             raise
