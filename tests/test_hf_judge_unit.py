@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 from lm_eval.api.instance import Instance
-from tiny_models import byte_tokenizer, tiny_llama
+from tiny_models import byte_tokenizer, one_thread, tiny_llama
 
 from distjudge_eval import truncation
 from distjudge_eval.models.hf_judge import HFJudgeLM
@@ -24,6 +24,12 @@ STATEMENTS = [
 ]
 YES_NO = [" yes", " no"]
 THREE = [" true", " false", " unsure"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 import lm_eval
 import pytest
 from lm_eval.tasks import TaskManager, get_task_dict
-from tiny_models import byte_tokenizer, n_tokens, tiny_llama
+from tiny_models import byte_tokenizer, n_tokens, one_thread, tiny_llama
 
 from distjudge_eval import truncation
 from distjudge_eval.errors import UserError
@@ -23,6 +23,12 @@ from distjudge_eval.paths import tasks_dir
 TASK = "distjudge_snli"
 LIMIT = 3
 LONGEST_LABEL = n_tokens(" contradiction")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

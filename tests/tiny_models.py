@@ -6,11 +6,26 @@ prompts fit a ``max_length`` without asking the tokenizer under test.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 EOS = "<eos>"
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread: for models this small, threads only add overhead, and on a busy
+    machine (shared CPU cores) they make a training step 4-5x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def byte_tokenizer() -> PreTrainedTokenizerFast:
