@@ -96,6 +96,18 @@ class Report:
     csv_rows: list[dict[str, Any]]
 
 
+def _ci_cell(run: Run, task: str, metric: str, ids: list[int], rows: list[dict[str, Any]]) -> str:
+    """``mean [lo, hi]`` (95% bootstrap CI) of one metric as a table cell; the same numbers go
+    into the CSV rows, so the two outputs cannot disagree."""
+    vals = metric_array(run, task, metric, ids)
+    lo, hi = bootstrap_ci(vals, comparison_seed(run.name, task, metric))
+    rows.append(
+        {"run": run.name, "task": task, "metric": metric, "mean": vals.mean(),
+         "ci_lo": lo, "ci_hi": hi, "n": len(ids)}
+    )  # fmt: skip
+    return f"{vals.mean():.3f} [{lo:.3f}, {hi:.3f}]"
+
+
 def compare(runs: list[Run]) -> Report:
     tasks = [t for t in tasks_of(runs) if shared_ids(runs, t)]
     md = io.StringIO()
@@ -107,21 +119,7 @@ def compare(runs: list[Run]) -> Report:
         cells = []
         for task in tasks:
             ids = shared_ids(runs, task)
-            for metric in ("kl", "acc"):
-                vals = metric_array(run, task, metric, ids)
-                lo, hi = bootstrap_ci(vals, comparison_seed(run.name, task, metric))
-                cells.append(f"{vals.mean():.3f} [{lo:.3f}, {hi:.3f}]")
-                rows.append(
-                    {
-                        "run": run.name,
-                        "task": task,
-                        "metric": metric,
-                        "mean": vals.mean(),
-                        "ci_lo": lo,
-                        "ci_hi": hi,
-                        "n": len(ids),
-                    }
-                )
+            cells += [_ci_cell(run, task, metric, ids, rows) for metric in ("kl", "acc")]
         md.write(f"| {run.name} | " + " | ".join(cells) + " |\n")
     md.write("\nItems per task: " + ", ".join(f"{t} {len(shared_ids(runs, t))}" for t in tasks))
 
@@ -164,15 +162,7 @@ def compare(runs: list[Run]) -> Report:
             for task in position_tasks:
                 ids = shared_ids(runs, task)
                 base_task = task[: -len(ORDER_AVG)]
-                cells = []
-                for metric in POSITION_METRICS:
-                    vals = metric_array(run, task, metric, ids)
-                    lo, hi = bootstrap_ci(vals, comparison_seed(run.name, task, metric))
-                    cells.append(f"{vals.mean():.3f} [{lo:.3f}, {hi:.3f}]")
-                    rows.append(
-                        {"run": run.name, "task": task, "metric": metric, "mean": vals.mean(),
-                         "ci_lo": lo, "ci_hi": hi, "n": len(ids)}
-                    )  # fmt: skip
+                cells = [_ci_cell(run, task, metric, ids, rows) for metric in POSITION_METRICS]
                 kls = [
                     np.mean([float(r["kl"]) for r in run.samples[t].values()])
                     for t in (base_task, base_task + "_swapped", task)
