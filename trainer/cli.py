@@ -48,6 +48,11 @@ def preflight(config: ModelSettings, training_args: Any, command: str) -> None:
     if resume:
         logger.info("resuming from %s", resume)
     training_args.resume_from_checkpoint = resume
+    # The Trainer seeds only when it is built, after the model: without this the LoRA matrices
+    # start from an unseeded draw, so the same command (or 1 vs N processes) gave other adapters.
+    from transformers import set_seed
+
+    set_seed(training_args.seed)
 
 
 def load_model_and_tokenizer(config: ModelSettings) -> tuple[Any, Any]:
@@ -127,9 +132,9 @@ def train(config: DistJudgeConfig, training_args: Any) -> Path:
 def save_run(trainer: Any, tokenizer: Any, config: ModelSettings, training_args: Any) -> Path:
     """Adapter (or full weights), tokenizer and the run's settings, ready for the harness."""
     out = Path(training_args.output_dir)
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
+    trainer.save_model(str(out))  # on the main process only (DDP: every rank calls it)
     if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out))
         (out / "distjudge_config.json").write_text(
             json.dumps(
                 {"distjudge": config.to_dict(), "training": training_args.to_dict()},
