@@ -12,6 +12,7 @@ from lm_eval.api.instance import Instance
 from tiny_models import byte_tokenizer, one_thread, tiny_llama
 
 from distjudge_eval import truncation
+from distjudge_eval.errors import UserError
 from distjudge_eval.models.hf_judge import HFJudgeLM
 
 SHARED = "Decide whether the statement is correct. Answer with one word.\n"
@@ -182,3 +183,45 @@ def test_skip_returns_nan_for_skipped_items_and_scores_the_rest(model, tok) -> N
         else:
             assert math.isnan(score) and greedy is False
             assert truncation.status("t2", req.doc) == "skipped"
+
+
+def generation_requests(task: str, max_gen_toks: int) -> list[Instance]:
+    kwargs = {"until": ["\n"], "max_gen_toks": max_gen_toks, "do_sample": False}
+    return [
+        Instance(
+            request_type="generate_until",
+            doc={"id": f"{task}-{doc_id}"},
+            arguments=(f"{SHARED}Statement: {text}\nAnswer:", kwargs),
+            idx=0,
+            metadata=(task, doc_id, 1),
+        )
+        for doc_id, text in enumerate(STATEMENTS)
+    ]
+
+
+def test_generation_counts_skips_or_refuses_over_long_prompts(model, tok) -> None:
+    reqs = generation_requests("tg", max_gen_toks=3)
+    lengths = [len(ids(tok, r.args[0])) for r in reqs]
+    max_length = sorted(lengths)[1] + 3  # prompt + 3 generated tokens: the 2 shortest fit
+    fits = [n + 3 <= max_length for n in lengths]
+    assert 0 < sum(fits) < len(fits)
+    free = judge(model, tok).generate_until(reqs, disable_tqdm=True)
+
+    truncation.clear("tg")
+    lm = judge(model, tok, max_length=max_length)
+    cut = lm.generate_until(reqs, disable_tqdm=True)
+    assert lm.truncated == {"tg": fits.count(False)}
+    for req, fit, reply, free_reply in zip(reqs, fits, cut, free):
+        assert truncation.status("tg", req.doc) == (None if fit else "cut")
+        if fit:
+            assert reply == free_reply  # untouched prompts generate as without a limit
+
+    truncation.clear("tg")
+    skipped = judge(model, tok, max_length=max_length, truncation="skip")
+    replies = skipped.generate_until(reqs, disable_tqdm=True)
+    for req, fit, reply, free_reply in zip(reqs, fits, replies, free):
+        assert truncation.status("tg", req.doc) == (None if fit else "skipped")
+        assert reply == (free_reply if fit else "")
+
+    with pytest.raises(UserError, match=r"item \d+ of tg: prompt \d+ tokens \+ max_gen_toks 3"):
+        judge(model, tok, max_length=max_length, truncation="fail").generate_until(reqs)

@@ -15,6 +15,7 @@ instructions that all items of a task share once per task. Same model_args as ``
   out of every metric but ``truncated``); both warn once per task with the number of items and
   record them (:mod:`distjudge_eval.truncation`), so distjudge tasks report the count as the
   ``truncated`` metric (a task that is not distjudge's gets NaN scores for a skipped item).
+  Generation (verbalized tasks) follows the same setting, with room for ``max_gen_toks``.
   ``fail`` stops before scoring with an error naming the first such item and its length.
 
 Batch size rule. lm-eval passes ``batch_size=1`` when the user gives no ``--batch_size``, so 1
@@ -43,6 +44,7 @@ from typing import Any
 import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import normalize_gen_kwargs
 from tqdm import tqdm
 
 from distjudge_eval import truncation as truncation_records
@@ -228,23 +230,71 @@ class HFJudgeLM(HFLM):
                 truncation_records.record_request(requests[idx[0]], kind)
                 cut += 1
             entries.append(_Entry(item, idx, conts, skipped))
-        self.truncated[task] = cut
-        if cut:
-            done = (
-                "they were not scored and count only in the truncated metric"
-                if self.truncation_mode == "skip"
-                else "their prompts were cut from the left"
-            )
-            logger.warning(
-                "hf-judge: %d of %d items of %s are longer than max_length=%d tokens; %s "
-                "(truncation=fail makes this an error)",
-                cut,
-                len(entries),
-                task or "(no task)",
-                self.max_length,
-                done,
-            )
+        self._warn_over_long(task, cut, len(entries), f"max_length={self.max_length} tokens")
         return entries
+
+    def _warn_over_long(self, task: str, cut: int, total: int, limit: str) -> None:
+        """One warning per task with the count (stock hf warns once per item, or not at all)."""
+        self.truncated[task] = cut
+        if not cut:
+            return
+        done = (
+            "they were not scored and count only in the truncated metric"
+            if self.truncation_mode == "skip"
+            else "their prompts were cut from the left"
+        )
+        logger.warning(
+            "hf-judge: %d of %d items of %s are longer than %s; %s "
+            "(truncation=fail makes this an error)",
+            cut,
+            total,
+            task or "(no task)",
+            limit,
+            done,
+        )
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """Stock generation (verbalized tasks), with over-long prompts handled as in scoring.
+
+        lm-eval keeps a prompt's last ``max_length - max_gen_toks`` tokens without a word; here
+        such items are counted and recorded (``truncated`` metric), warned once per task, and
+        cut (``left``), not generated (``skip``: the reply is empty) or refused (``fail``)."""
+        out: list[str | None] = [None] * len(requests)
+        cut: dict[str, int] = defaultdict(int)
+        total: dict[str, int] = defaultdict(int)
+        keep = []
+        for i, req in enumerate(requests):
+            context, gen_kwargs = req.args[0], req.args[1]
+            task = getattr(req, "task_name", None) or ""
+            total[task] += 1
+            max_gen = normalize_gen_kwargs(dict(gen_kwargs), self.max_gen_toks)["max_gen_toks"]
+            room = self.max_length - max_gen
+            n_tokens = len(self.tok_encode(context))
+            if n_tokens > room:
+                if self.truncation_mode == "fail":
+                    raise UserError(
+                        f"hf-judge: item {getattr(req, 'doc_id', '?')} of {task or '(no task)'}:"
+                        f" prompt {n_tokens} tokens + max_gen_toks {max_gen} > max_length="
+                        f"{self.max_length}: use a longer-context model, set max_length= if the "
+                        f"model allows more, or truncation=left to cut prompts from the left "
+                        f"(truncation=skip: leave them out)"
+                    )
+                skipped = self.truncation_mode == "skip"
+                kind = truncation_records.SKIPPED if skipped else truncation_records.CUT
+                truncation_records.record_request(req, kind)
+                cut[task] += 1
+                if skipped:
+                    out[i] = ""
+                    continue
+            keep.append(i)
+        for task, n in total.items():
+            self._warn_over_long(
+                task, cut[task], n, f"max_length={self.max_length} tokens minus max_gen_toks"
+            )
+        replies = super().generate_until([requests[i] for i in keep], disable_tqdm) if keep else []
+        for i, reply in zip(keep, replies, strict=True):
+            out[i] = reply
+        return out  # type: ignore[return-value]
 
     def _too_long(self, request: Any, task: str, item: EncodedItem) -> str:
         longest = max(len(c) for c in item.continuations)
