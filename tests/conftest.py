@@ -21,3 +21,23 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.fail(f"real data dir not found at {path}: set DISTJUDGE_DATA_DIR")
     return path
+
+
+@pytest.fixture(scope="session")
+def embedded_folder() -> Path:
+    """The embedded judge as a plain transformers folder: distjudge's converted copy of its GGUF
+    file (made on first use, ~1 s to load after that; test_e2e_embedded checks it equals the
+    GGUF model)."""
+    from distjudge_eval.embedded import embedded_weights
+
+    folder, gguf = embedded_weights()
+    if gguf is not None:
+        pytest.fail("the converted copy of the embedded model could not be written")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer(embedded_folder: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(embedded_folder)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 import transformers
 
-from distjudge_eval.embedded import embedded_model_args
 from distjudge_eval.errors import UserError
 from distjudge_eval.models.hf_judge import HFJudgeLM, from_pretrained_args
 from distjudge_eval.models.openai_judge import OpenAIJudgeLM
@@ -46,8 +46,10 @@ def no_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", boom)
 
 
-def test_hf_judge_rejects_a_misspelt_key_before_the_weights_load(no_weights: None) -> None:
-    args = f"{embedded_model_args()},max_batch_token=512"
+def test_hf_judge_rejects_a_misspelt_key_before_the_weights_load(
+    no_weights: None, embedded_folder: Path
+) -> None:
+    args = f"pretrained={embedded_folder},max_batch_token=512"
     with pytest.raises(
         UserError,
         match=r"unknown model_args max_batch_token \(valid: "
@@ -58,10 +60,10 @@ def test_hf_judge_rejects_a_misspelt_key_before_the_weights_load(no_weights: Non
 
 @pytest.mark.parametrize("extra", ["attn_implementation=eager", "use_cache=False"])
 def test_hf_judge_passes_from_pretrained_args_and_config_fields_on(
-    no_weights: None, extra: str
+    no_weights: None, extra: str, embedded_folder: Path
 ) -> None:
     with pytest.raises(AssertionError, match=f"weights loaded with .*{extra.split('=')[0]}"):
-        HFJudgeLM.create_from_arg_string(f"{embedded_model_args()},{extra}", HARNESS)
+        HFJudgeLM.create_from_arg_string(f"pretrained={embedded_folder},{extra}", HARNESS)
 
 
 def test_from_pretrained_args_are_read_from_transformers() -> None:

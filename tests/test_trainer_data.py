@@ -10,12 +10,8 @@ from distjudge_eval.errors import UserError
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    from distjudge_eval.embedded import EMBEDDED_GGUF, embedded_model_dir
-
-    return AutoTokenizer.from_pretrained(embedded_model_dir(), gguf_file=EMBEDDED_GGUF)
+def tokenizer(embedded_tokenizer):
+    return embedded_tokenizer
 
 
 def test_group_trains_on_every_dimension(tokenizer, data_dir: Path, monkeypatch) -> None:

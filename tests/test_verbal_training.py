@@ -59,12 +59,8 @@ def test_sparse_labels_are_fixed_draws_and_swapped_prompts_flip_them() -> None:
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    from distjudge_eval.embedded import EMBEDDED_GGUF, embedded_model_dir
-
-    return AutoTokenizer.from_pretrained(embedded_model_dir(), gguf_file=EMBEDDED_GGUF)
+def tokenizer(embedded_tokenizer):
+    return embedded_tokenizer
 
 
 def test_training_prompts_are_the_harness_prompts(tokenizer, data_dir: Path, monkeypatch) -> None:
