@@ -126,3 +126,18 @@ def test_sweep_steps_get_data_dir_as_a_flag(tmp_path: Path) -> None:
     assert train[:4] == [sys.executable, "-m", "distjudge_eval.cli", "train"]  # via the CLI
     sweep.data_dir = None
     assert "--data_dir" not in sweep.train_cmd(Cell(0.5, 0.1))
+
+
+def test_packages_install_under_our_names_and_ship_no_bench_or_test_helpers() -> None:
+    """trainer/ and tasks/ install as distjudge_trainer / distjudge_tasks (a bare ``trainer``
+    is another PyPI project's import name); benchmarks and test helpers stay out of the wheel."""
+    import tomllib
+
+    setup = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages, folders = setup["packages"], setup["package-dir"]
+    assert all(name.startswith("distjudge_") for name in packages), packages
+    assert folders == {"distjudge_tasks": "tasks", "distjudge_trainer": "trainer"}
+    assert not any(p.startswith(("benchmarks", "tests")) for p in packages)
+    shipped = [REPO / Path(folders.get(p, p.replace(".", "/"))) for p in packages]
+    helpers = {"bench.py", "llama_server.py", "fake_openai.py"}
+    assert not [f for folder in shipped for f in folder.glob("*.py") if f.name in helpers]
