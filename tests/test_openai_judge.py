@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -182,3 +183,24 @@ def test_unparsable_replies_are_counted_and_scored_uniform(tmp_path: Path, data_
     (results,) = (tmp_path / "run").glob("**/results_*.json")
     agg = json.loads(results.read_text())["results"]["distjudge_mtbench_verbalized"]
     assert agg["parse_fail,none"] == 1.0
+
+
+def test_the_key_set_in_process_is_used_and_the_environment_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``distjudge eval`` hands ``api_key=`` over with set_api_key: neither model_args (lm-eval
+    writes them) nor os.environ carry it; an explicit api_key= still wins, the env var is the
+    default."""
+    from distjudge_eval.models import openai_judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", "from-env")
+    monkeypatch.setattr(openai_judge, "_PROCESS_API_KEY", None)
+    assert openai_judge.resolve_api_key(None) == "from-env"
+    openai_judge.set_api_key("in-process")
+    with FakeOpenAI() as server:
+        lm = OpenAIJudgeLM(model="m", base_url=server.base_url)
+        lm.loglikelihood(requests_for(1), disable_tqdm=True)
+    assert server.headers[0]["Authorization"] == "Bearer in-process"
+    assert "in-process" not in repr(lm)
+    assert openai_judge.resolve_api_key("explicit") == "explicit"
+    assert os.environ["OPENAI_API_KEY"] == "from-env"

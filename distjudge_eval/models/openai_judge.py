@@ -435,7 +435,7 @@ class OpenAIJudgeLM(LM):
         self, bodies: list[dict[str, Any]], wheres: list[str]
     ) -> list[tuple[dict[str, Any], str]]:
         """Every body through the Batch API (see ``openai_batch``), answers in input order."""
-        self._stop = threading.Event()
+        self._stop, self._abandoned = threading.Event(), threading.Event()
         self.failures_in_row = 0
         lines = {f"item-{n}": body for n, body in enumerate(bodies)}
         where = {f"item-{n}": w for n, w in enumerate(wheres)}
