@@ -149,7 +149,7 @@ def bench_readout(
 def _probe_memory(
     backend: str, task: str, limit: int, batch_size: int, model_args: str, data_dir: str | None
 ) -> float:
-    cmd = [sys.executable, __file__, "_memory", backend, task, str(limit)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "_memory", backend, task, str(limit)]
     cmd += [str(batch_size), model_args, data_dir or ""]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
