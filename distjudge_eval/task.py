@@ -62,6 +62,10 @@ class DistributionTask(ConfigurableTask):
         def load_dataset(**_settings: Any):
             return data
 
+        # A YAML's own process_results (e.g. MT-Bench's binary verbalized reading) runs inside
+        # ours, so its items are counted and skipped for truncation like every other task's.
+        given = cfg.get("process_results")
+        self._own_process_results = cfg.pop("process_results") if callable(given) else None
         defaults: dict[str, Any] = {
             "custom_dataset": load_dataset,
             "training_split": "train",
@@ -103,7 +107,9 @@ class DistributionTask(ConfigurableTask):
         kind = truncation.status(self.config.task, doc)
         if kind == truncation.SKIPPED:
             return {"truncated": 1.0}
-        if self.config.output_type == "generate_until":
+        if self._own_process_results is not None:
+            out = dict(self._own_process_results(doc, results))
+        elif self.config.output_type == "generate_until":
             from distjudge_eval.verbalized import reply_text, score
 
             out = score(doc, reply_text(results), self.label_set)

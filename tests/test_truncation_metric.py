@@ -144,3 +144,22 @@ def test_records_are_per_task_and_item_and_cleared_per_task() -> None:
     with pytest.raises(ValueError, match="truncation kind"):
         truncation.record("a", {"id": 1}, kind="dropped")  # type: ignore[arg-type]
     truncation.clear()
+
+
+def test_a_yaml_process_results_is_wrapped_so_its_items_are_counted(manager) -> None:
+    """MT-Bench's verbalized tasks read replies with their own process_results: truncation is
+    counted and skipping honoured there too."""
+    from distjudge_eval.verbalized import process_results_binary
+
+    name = "distjudge_mtbench_verbalized"
+    task = get_task_dict([name], manager)[name]
+    task.build_all_requests(limit=1)  # a fresh evaluation forgets older records
+    fit, cut, skipped = list(task.test_docs())[:3]
+    truncation.record(name, cut)
+    truncation.record(name, skipped, kind=truncation.SKIPPED)
+    reply = ["0.70"]
+    for doc, flag in ((fit, 0.0), (cut, 1.0)):
+        want = {**process_results_binary(doc, reply), "truncated": flag}
+        assert task.process_results(doc, reply) == want
+    assert task.process_results(skipped, [""]) == {"truncated": 1.0}
+    truncation.clear(name)
