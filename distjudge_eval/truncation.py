@@ -9,6 +9,10 @@ records when it builds its requests, so a second run in the same process starts 
 
 Items are keyed by (task name, the doc's ``id`` field), falling back to lm-eval's ``doc_id``
 for docs without one; a task's ``process_results`` sees the doc, not its ``doc_id``.
+
+A backend that does not score an item records it ``SKIPPED`` and still answers each of its
+requests (hf-judge returns ``(nan, False)`` or an empty reply): the task reads no score of a
+skipped item. It should not put those answers in lm-eval's request cache.
 """
 
 from __future__ import annotations
