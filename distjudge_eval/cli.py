@@ -419,10 +419,24 @@ def _print_summary(output_path: Path, plan: EvalPlan) -> None:
             "prior kl: the judge that reads nothing (q = mean p of the task's train split) on "
             "the same items; a judge worth using has a lower kl"
         )
+    for line in truncation_lines(latest):
+        print(f"truncated: {line}")
     from distjudge_eval.position_bias import summary_lines
 
     for line in summary_lines(latest):
         print(f"position bias: {line}")
+
+
+def truncation_lines(results_file: Path) -> list[str]:
+    """One line per task whose prompts did not fit (the ``truncated`` count in the results):
+    their numbers rest on cut prompts, or leave those items out (``truncation=skip``)."""
+    results = json.loads(results_file.read_text()).get("results", {})
+    return [
+        f"{task}: {int(metrics['truncated,none'])} items did not fit the model's context "
+        "(see the truncation= model arg)"
+        for task, metrics in sorted(results.items())
+        if isinstance(metrics.get("truncated,none"), (int, float)) and metrics["truncated,none"] > 0
+    ]
 
 
 def newest_results_file(output_path: Path) -> Path | None:

@@ -146,6 +146,11 @@ def test_summary_table_reads_lm_eval_results(tmp_path: Path) -> None:
     with_prior = cli.summary_table(path, {"distjudge_snli": 0.8192})
     assert "| entropy_gap | prior kl |" in with_prior
     assert "| distjudge_snli | 4 | 0.5000 | 0.7500 |  |  | 0.1000 |  | 0.8192 |" in with_prior
+    assert cli.truncation_lines(path) == []
+    results["results"]["distjudge_snli"]["truncated,none"] = 3
+    path.write_text(json.dumps(results))
+    (line,) = cli.truncation_lines(path)
+    assert line.startswith("distjudge_snli: 3 items did not fit")
 
 
 def test_unknown_command_fails(capsys: pytest.CaptureFixture) -> None:
