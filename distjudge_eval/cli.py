@@ -217,7 +217,8 @@ def _strip_secret_args(args: list[str]) -> tuple[list[str], str | None]:
 
 def _pop_secrets(ns: argparse.Namespace) -> str | None:
     """lm-eval writes model_args (merged into every task's metadata) into its results and logs:
-    an ``api_key`` is taken out of both and returned, to travel in $OPENAI_API_KEY instead."""
+    an ``api_key`` is taken out of both and returned, to reach openai-judge in-process instead
+    (``set_api_key``: never in model_args, results or os.environ)."""
     key = None
     for dest in ("model_args", "metadata"):
         values = getattr(ns, dest, None)
