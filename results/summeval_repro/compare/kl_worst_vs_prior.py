@@ -1,4 +1,10 @@
-# paired test of kl_worst_δ (δ = 0.20, 0.25) and kl_exp_0.25 vs the prior, per dimension and mean over dimensions
+# Paired tests (distjudge_eval.compare.paired_test: bootstrap 95% CI, sign-flip p) of kl_worst_0.20,
+# kl_worst_0.25 and kl_exp_0.25 of each named run against eval/prior, per task and pooled over tasks.
+# Usage (repo root): python results/summeval_repro/compare/kl_worst_vs_prior.py <folder> <runs...>
+#   e.g. summeval_repro no_adversary full  (reads results/<folder>/eval/{prior,<runs>})
+# "ALL (pooled)" treats every (task, item) as independent: meaningful across SummEval's four
+# dimensions only with that caveat, and NOT for MT-Bench, whose three tasks are the same items.
+# Runs stored before kl_worst existed gain it on load (distjudge_eval.runs backfill): minutes.
 import sys, numpy as np
 from pathlib import Path
 from distjudge_eval.compare import load_run, paired_test, comparison_seed, shared_ids
