@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from distjudge_eval.settings import truthy
 
@@ -62,6 +63,15 @@ def _is_complete(folder: Path) -> bool:
     return (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
 
 
+def drop_gguf_bookkeeping(model: Any) -> None:
+    """transformers de-quantises GGUF weights to plain float32 on load; only its bookkeeping
+    still calls the model quantized, which makes ``save_pretrained`` and ``Trainer`` refuse it."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+
+
 def convert_embedded(target: Path) -> Path:
     """Load the GGUF file once with transformers and save it as a plain folder at ``target``.
     Written into a temporary sibling and renamed, so parallel processes never see half a folder."""
@@ -74,11 +84,7 @@ def convert_embedded(target: Path) -> Path:
     model = AutoModelForCausalLM.from_pretrained(
         folder, gguf_file=EMBEDDED_GGUF, dtype=torch.float32
     )
-    # The weights are already plain float32; only the GGUF bookkeeping blocks saving them.
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if getattr(model.config, "quantization_config", None) is not None:
-        del model.config.quantization_config
+    drop_gguf_bookkeeping(model)  # else save_pretrained refuses a "quantized" model
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:

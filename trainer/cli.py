@@ -70,12 +70,9 @@ def load_model_and_tokenizer(config: ModelSettings) -> tuple[Any, Any]:
         config.model, dtype=torch.float32, attn_implementation="sdpa", **extra
     )
     if config.gguf_file:
-        # transformers dequantises GGUF weights to plain float32 on load; only its bookkeeping
-        # still calls the model quantized, which would make Trainer refuse to train it.
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if getattr(model.config, "quantization_config", None) is not None:
-            del model.config.quantization_config
+        from distjudge_eval.embedded import drop_gguf_bookkeeping
+
+        drop_gguf_bookkeeping(model)  # else Trainer refuses a "quantized" model
     if config.use_lora:
         from peft import get_peft_model
 
