@@ -27,6 +27,5 @@ t = time.perf_counter()
 TaskManager(include_path=[str(tasks_dir())], include_defaults=False)
 ours_s = time.perf_counter() - t
 print(f"load from GGUF {gguf:.1f} s, from converted copy {copy:.2f} s ({gguf / copy:.0f}x)")
-print(
-    f"TaskManager with lm-eval's {len(full.all_tasks)} names {full_s:.1f} s, ours only {ours_s:.2f} s"
-)
+names = len(full.all_tasks)
+print(f"TaskManager with lm-eval's {names} names {full_s:.1f} s, ours only {ours_s:.2f} s")
