@@ -253,6 +253,7 @@ def nli_tasks(data_dir: Path) -> dict:
     meta = {"data_dir": str(data_dir)}
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=meta)
     names = ["snli", "mnli", "chaosnli_snli", "chaosnli_mnli"]
+    names += ["chaosnli_snli_5vote", "chaosnli_mnli_5vote"]
     return get_task_dict([f"distjudge_{n}" for n in names], manager)
 
 
@@ -285,6 +286,25 @@ def test_mnli_runs_on_the_chaosnli_items_with_their_five_labels(nli_tasks: dict)
         assert doc["split"] == twin["split"] and doc["split_key"] == doc["id"][:-1]
         assert twin["n_votes"] == 100
     assert Counter(d["split"] for d in mnli) == {"train": 1271, "test": 328}
+
+
+@pytest.mark.parametrize("corpus", ["snli", "mnli"])
+def test_chaosnli_5vote_twins_are_the_same_items_with_the_original_votes(
+    nli_tasks: dict, corpus: str
+) -> None:
+    """Train on the 5 original votes, test on the 100: same ids, split, prompt; p as in SNLI/MNLI."""
+    hundred = {d["id"]: d for d in _all_docs(nli_tasks[f"distjudge_chaosnli_{corpus}"])}
+    five = _all_docs(nli_tasks[f"distjudge_chaosnli_{corpus}_5vote"])
+    original = {d["id"]: d for d in _all_docs(nli_tasks[f"distjudge_{corpus}"])}
+    assert len(five) == len(hundred)
+    assert Counter(d["n_votes"] for d in five) == (
+        {5: 1507, 4: 7} if corpus == "snli" else {5: 1599}
+    )
+    for doc in five:
+        twin = hundred[doc["id"]]
+        for key in ("split", "split_key", "premise", "hypothesis"):
+            assert doc[key] == twin[key], key
+        assert doc["p"] == pytest.approx(original[doc["id"]]["p"], abs=1e-12)
 
 
 def test_run_settings_eval_split_and_temperature(toxicity: Path) -> None:
