@@ -124,6 +124,9 @@ def test_config_file_sets_values_and_flags_override_it(tmp_path: Path) -> None:
         (["--alpha", "1.5"], "--alpha must lie in [0, 1]"),
         (["--epsilon", "-0.1"], "--epsilon must be >= 0"),
         (["--readout", "last_token"], "--readout must be one of full | first_token"),
+        (["--eval_items", "-1"], "--eval_items must be a number of items >= 0"),
+        (["--eval_strategy", "epoch"], "--eval_strategy needs --eval_items N > 0"),
+        (["--eval_on_start", "True"], "--eval_on_start needs --eval_items N > 0"),
         (["--learning_rate", "fast"], "invalid float value"),
         (["--lerning_rate", "1e-4"], "did you mean --learning_rate"),
     ],
@@ -132,6 +135,18 @@ def test_bad_settings_are_one_line_user_errors(argv: list[str], message: str) ->
     with pytest.raises(UserError) as info:
         parse(argv)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_eval_items_alone_evaluates_each_epoch() -> None:
+    from transformers.trainer_utils import IntervalStrategy
+
+    config, args = parse([])
+    assert config.eval_items == 0 and args.eval_strategy == IntervalStrategy.NO
+    config, args = parse(["--eval-items", "50"])
+    assert config.eval_items == 50 and args.eval_strategy == IntervalStrategy.EPOCH
+    assert args.do_eval
+    _, args = parse(["--eval_items", "50", "--eval_strategy", "steps", "--eval_steps", "7"])
+    assert args.eval_strategy == IntervalStrategy.STEPS and args.eval_steps == 7  # kept
 
 
 def test_verbalized_settings_are_checked() -> None:
@@ -276,6 +291,37 @@ def test_user_task_docs_load_through_include_path(tmp_path: Path) -> None:
     folder = user_task(tmp_path / "tasks", rows, name="mytask_ok")
     (loaded,) = load_docs("mytask_ok", max_items=3, user_paths=[str(folder)])
     assert loaded.name == "mytask_ok" and [d["id"] for d in loaded.docs] == ["0", "1", "2"]
+
+
+def test_eval_docs_are_the_first_trained_and_first_test_docs(tmp_path: Path) -> None:
+    """--eval_items N: per task, the first N of the docs trained on (never an untrained one,
+    whatever --max_train_items) and the first N test-split docs, every p checked."""
+    from distjudge_trainer.data import eval_docs, load_docs
+
+    folder = user_task(tmp_path / "tasks", [], name="mytask_split")
+    rows = {
+        "train": [{"id": f"tr{i}", "text": "t", "p": [0.2, 0.3, 0.5]} for i in range(5)],
+        "test": [{"id": f"te{i}", "text": "t", "p": [1, 0, 0]} for i in range(4)],
+    }
+    for split, items in rows.items():
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    yaml = folder / "mytask_split.yaml"
+    yaml.write_text(
+        yaml.read_text()
+        .replace(f"train: {folder / 'items.jsonl'}", f"train: {folder / 'train.jsonl'}")
+        .replace(f"test: {folder / 'items.jsonl'}", f"test: {folder / 'test.jsonl'}")
+    )
+    trained = load_docs("mytask_split", max_items=2, user_paths=[str(folder)])
+    sets = eval_docs(trained, 3)
+    assert [d["id"] for d in sets["train"][0].docs] == ["tr0", "tr1"]
+    assert [d["id"] for d in sets["test"][0].docs] == ["te0", "te1", "te2"]
+    (test,) = load_docs("mytask_split", max_items=2, user_paths=[str(folder)], split="test")
+    assert [d["id"] for d in test.docs] == ["te0", "te1"]
+    rows["test"][1]["p"] = [1, 1, 0]
+    (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows["test"]))
+    trained = load_docs("mytask_split", max_items=2, user_paths=[str(folder)])
+    with pytest.raises(UserError, match=r"item mytask_split/te1: p = \[1.0, 1.0, 0.0\]"):
+        eval_docs(trained, 3)
 
 
 def test_missing_extras_are_one_line(monkeypatch, data_dir: Path, tmp_path: Path) -> None:

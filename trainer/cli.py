@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from distjudge_eval.errors import UserError
 from distjudge_trainer.config import DistJudgeConfig, ModelSettings
 
 logger = logging.getLogger("distjudge")
@@ -35,7 +36,26 @@ def parse(argv: Sequence[str]) -> tuple[DistJudgeConfig, Any]:
     config, training_args = parse_args(
         argv, (DistJudgeConfig, DistJudgeTrainingArguments), PROG, __doc__
     )
+    schedule_eval(config, training_args)
     return config, training_args
+
+
+def schedule_eval(config: DistJudgeConfig, training_args: Any) -> None:
+    """``--eval_items N`` alone evaluates at the end of every epoch (``--eval_strategy no``
+    becomes ``epoch``; ``steps`` or ``epoch`` given by the user stay). An evaluation schedule
+    without ``--eval_items`` would have nothing to score, and the Trainer would say so only
+    after the model has loaded: it is one line now."""
+    from transformers.trainer_utils import IntervalStrategy
+
+    strategy = IntervalStrategy(training_args.eval_strategy)
+    if config.eval_items and strategy == IntervalStrategy.NO:
+        training_args.eval_strategy = IntervalStrategy.EPOCH
+        training_args.do_eval = True
+    elif not config.eval_items and (strategy != IntervalStrategy.NO or training_args.eval_on_start):
+        flag = "--eval_on_start" if strategy == IntervalStrategy.NO else "--eval_strategy"
+        raise UserError(
+            f"{flag} needs --eval_items N > 0 (the train and test items each evaluation scores)"
+        )
 
 
 def preflight(config: ModelSettings, training_args: Any, command: str) -> None:
@@ -96,17 +116,32 @@ def lora_config(config: ModelSettings) -> Any:
 
 def train(config: DistJudgeConfig, training_args: Any) -> Path:
     """Docs first (fast failures), then the model, then the Trainer."""
+    from transformers.trainer_utils import IntervalStrategy
+
     from distjudge_eval.readout import label_first_tokens
-    from distjudge_trainer.data import build_examples, collate, load_docs
+    from distjudge_trainer.data import build_examples, collate, eval_docs, load_docs
     from distjudge_trainer.trainer import DistJudgeTrainer
 
+    schedule_eval(config, training_args)
     preflight(config, training_args, PROG)
     docs = load_docs(config.task, config.max_train_items, config.user_paths(), config.data_dir)
+    scored = eval_docs(docs, config.eval_items) if config.eval_items else {}
     model, tokenizer = load_model_and_tokenizer(config)
     if config.use_lora and training_args.gradient_checkpointing:
         model.enable_input_require_grads()
-    examples = build_examples(docs, tokenizer, apply_chat_template=config.apply_chat_template)
+    chat = config.apply_chat_template
+    examples = build_examples(docs, tokenizer, apply_chat_template=chat)
     logger.info("training on %d train-split items of %s", len(examples), config.task)
+    eval_sets = {
+        split: build_examples(split_docs, tokenizer, apply_chat_template=chat)
+        for split, split_docs in scored.items()
+    }
+    if eval_sets:
+        logger.info(
+            "evaluating (%s) on %s",
+            IntervalStrategy(training_args.eval_strategy).value,
+            ", ".join(f"{len(v)} {k}-split items" for k, v in eval_sets.items()),
+        )
     first_tokens = None
     if config.readout == "first_token":
         conts = [tokenizer.decode(c) for c in examples[0].item.continuations]
@@ -117,6 +152,7 @@ def train(config: DistJudgeConfig, training_args: Any) -> Path:
         model=model,
         args=training_args,
         train_dataset=examples,
+        eval_dataset=eval_sets or None,
         data_collator=collate,
         processing_class=tokenizer,
         dj_config=config,
@@ -139,11 +175,34 @@ def save_run(trainer: Any, tokenizer: Any, config: ModelSettings, training_args:
                 default=str,
             )
         )
+        history = eval_history(trainer.state.log_history)
+        if history:
+            (out / "eval_history.json").write_text(json.dumps(history, indent=2) + "\n")
         if config.merge_weights and config.use_lora:
             merged = trainer.model.merge_and_unload()
             merged.save_pretrained(str(out / "merged"))
             tokenizer.save_pretrained(str(out / "merged"))
     return out
+
+
+SPEED = ("_runtime", "_samples_per_second", "_steps_per_second", "_model_preparation_time")
+
+
+def eval_history(log_history: list[dict]) -> list[dict]:
+    """One row per evaluation, ``{epoch, step, eval_train_kl, ..., eval_test_kl, ...}``: the
+    Trainer logs each eval dataset as its own entry; they are merged by step, speed figures
+    left out."""
+    rows: dict[int, dict] = {}
+    for entry in log_history:
+        metrics = {
+            k: v for k, v in entry.items() if k.startswith("eval_") and not k.endswith(SPEED)
+        }
+        if metrics:
+            row = rows.setdefault(
+                entry["step"], {"epoch": entry.get("epoch"), "step": entry["step"]}
+            )
+            row.update(metrics)
+    return list(rows.values())
 
 
 def eval_hint(config: ModelSettings, out: Path, tasks: str) -> str:

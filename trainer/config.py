@@ -93,6 +93,14 @@ class DistJudgeConfig(ModelSettings):
     pgd_steps: int = field(default=5, metadata={"help": "projected gradient ascent steps"})
     pgd_step_size: float = field(default=0.05, metadata={"help": "PGD step size"})
     readout: str = field(default="full", metadata={"help": "full | first_token (as hf-judge)"})
+    eval_items: int = field(
+        default=0,
+        metadata={
+            "help": "score this many train-split and test-split items (per task) at each "
+            "evaluation: eval_train_kl, eval_test_kl, ... (--eval_strategy epoch|steps; "
+            "left at no, it becomes epoch); 0 = off"
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -104,6 +112,7 @@ class DistJudgeConfig(ModelSettings):
         if not self.pgd_step_size > 0.0:
             raise UserError(f"--pgd_step_size must be > 0, got {self.pgd_step_size}")
         _one_of("--readout", self.readout, READOUTS)
+        _at_least("--eval_items", self.eval_items, 0, "a number of items")
 
 
 @dataclass

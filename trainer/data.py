@@ -32,7 +32,7 @@ class TrainExample:
 
 @dataclass
 class TaskDocs:
-    """One lm-eval task and the train docs we train on (capped, p checked)."""
+    """One lm-eval task and docs of one of its splits (capped, p checked)."""
 
     name: str
     task: Any
@@ -64,35 +64,61 @@ def load_task(task_name: str, user_paths: Sequence[str] = (), data_dir: str | No
     return next(iter(tasks.values()))
 
 
+SPLITS = ("train", "test")
+
+
 def load_docs(
     spec: str,
     max_items: int | None = None,
     user_paths: Sequence[str] = (),
     data_dir: str | None = None,
+    split: str = "train",
 ) -> list[TaskDocs]:
-    """Train docs of every task in ``spec`` (``max_items`` caps each), with p checked.
+    """Docs of one split of every task in ``spec`` (``max_items`` caps each), with p checked.
 
+    ``split`` is ``train`` (what training fits) or ``test`` (what ``distjudge eval`` scores).
     Needs no model or tokenizer, so a missing data file, an unknown label set or a bad p fails
     here, in seconds. All tasks must share one label count: a batch stacks their distributions.
     """
-    loaded = []
-    for name, task in load_tasks(spec, user_paths, data_dir).items():
-        if task.OUTPUT_TYPE != "multiple_choice":
-            raise UserError(
-                f"{name} is a {task.OUTPUT_TYPE} task; distjudge train needs label "
-                "log-likelihoods (multiple_choice); verbalized tasks train with distjudge sft/grpo"
-            )
-        docs = list(task.training_docs() or [])
-        docs = docs if max_items is None else docs[:max_items]
-        if not docs:
-            raise UserError(f"{name}: no train-split items to train on")
-        for doc in docs:
-            check_p(doc.get("p"), len(task.doc_to_choice(doc)), f"{name}/{doc.get('id')}")
-        loaded.append(TaskDocs(name, task, docs))
+    loaded = [
+        split_docs(name, task, split, max_items)
+        for name, task in load_tasks(spec, user_paths, data_dir).items()
+    ]
     sizes = {len(td.docs[0]["p"]) for td in loaded}
     if len(sizes) > 1:
         raise UserError(f"{spec}: tasks have different label counts {sorted(sizes)}")
     return loaded
+
+
+def split_docs(name: str, task: Any, split: str, max_items: int | None = None) -> TaskDocs:
+    """The first ``max_items`` docs of one task's ``split`` (all when None), every p checked."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if task.OUTPUT_TYPE != "multiple_choice":
+        raise UserError(
+            f"{name} is a {task.OUTPUT_TYPE} task; distjudge train needs label "
+            "log-likelihoods (multiple_choice); verbalized tasks train with distjudge sft/grpo"
+        )
+    # test: the docs the harness scores (lm-eval's eval_docs: the test split, else validation)
+    docs = list((task.training_docs() if split == "train" else task.eval_docs) or [])
+    docs = docs if max_items is None else docs[:max_items]
+    if not docs:
+        raise UserError(
+            f"{name}: no {split}-split items to " + ("train on" if split == "train" else "score")
+        )
+    for doc in docs:
+        check_p(doc.get("p"), len(task.doc_to_choice(doc)), f"{name}/{doc.get('id')}")
+    return TaskDocs(name, task, docs)
+
+
+def eval_docs(trained: list[TaskDocs], n_items: int) -> dict[str, list[TaskDocs]]:
+    """What ``--eval_items N`` scores at each evaluation: per task, the first N of the docs
+    being trained on (so ``train`` measures fit to trained items even under
+    ``--max_train_items``) and the first N test-split docs."""
+    return {
+        "train": [TaskDocs(td.name, td.task, td.docs[:n_items]) for td in trained],
+        "test": [split_docs(td.name, td.task, "test", n_items) for td in trained],
+    }
 
 
 def check_p(p: Any, n_labels: int, item: str) -> None:

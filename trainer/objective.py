@@ -72,6 +72,7 @@ class LossParts:
     kl_adv: torch.Tensor  # KL(p'‖q), batch mean
     ce: torch.Tensor  # CE(q, r), batch mean
     acc: torch.Tensor  # argmax q hits the plurality (ties split), batch mean
+    per_item: dict[str, torch.Tensor]  # kl, kl_adv, ce, acc of each item [B] (means above)
 
 
 def hybrid_loss(
@@ -101,4 +102,5 @@ def hybrid_loss(
         kl_adv = kl.detach()
     loss = alpha * kl_adv.mean() + (1.0 - alpha) * ce.mean()
     hits = target.gather(-1, log_q.argmax(-1, keepdim=True)).squeeze(-1)
-    return LossParts(loss, kl.mean(), kl_adv.mean(), ce.mean(), hits.mean())
+    per_item = {"kl": kl, "kl_adv": kl_adv, "ce": ce, "acc": hits}
+    return LossParts(loss, kl.mean(), kl_adv.mean(), ce.mean(), hits.mean(), per_item)
