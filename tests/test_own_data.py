@@ -292,7 +292,7 @@ def test_mnli_runs_on_the_chaosnli_items_with_their_five_labels(nli_tasks: dict)
 def test_chaosnli_5vote_twins_are_the_same_items_with_the_original_votes(
     nli_tasks: dict, corpus: str
 ) -> None:
-    """Train on the 5 original votes, test on the 100: same ids, split, prompt; p as in SNLI/MNLI."""
+    """Train on 5 original votes, test on 100: same ids, split, prompt; p as in SNLI/MNLI."""
     hundred = {d["id"]: d for d in _all_docs(nli_tasks[f"distjudge_chaosnli_{corpus}"])}
     five = _all_docs(nli_tasks[f"distjudge_chaosnli_{corpus}_5vote"])
     original = {d["id"]: d for d in _all_docs(nli_tasks[f"distjudge_{corpus}"])}
