@@ -3,7 +3,7 @@
     python benchmarks/bench.py readout | projection | adversary | api [options]
 
 They live beside the package, not in it: they need cvxpy and llama-cpp-python (the ``dev``
-extra) and the test helper ``tests/llama_server.py``, none of which a user's install has.
+extra) and the test helper ``tests/helpers/llama_server.py``, none of which a user's install has.
 
 ``readout``: stock lm-eval ``hf`` against ``hf-judge`` (with and without the task-prefix cache)
 on the same items, same model weights and same batch size, repeats interleaved so machine noise

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Every other command is a module with ``main(argv) -> int``; the trainer's are the only place
-# the evaluation core names the trainer (tests/test_layout.py checks it).
+# the evaluation core names the trainer (tests/project/test_layout.py checks it).
 COMMANDS = {
     "data": "distjudge_eval.data.cli",
     "compare": "distjudge_eval.compare",

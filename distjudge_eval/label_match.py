@@ -22,7 +22,7 @@ every variant (:func:`surface_variants`: case forms, with and without a leading 
 candidate's text is recovered with ``encode`` alone, as the shortest prefix of the spelling that
 encodes to exactly that one token, and the policy above decides its label; a candidate that
 stands for no label is dropped (and reported). So the same token text maps to the same label in
-both backends (tests/test_label_match.py checks it).
+both backends (tests/harness/test_label_match.py checks it).
 """
 
 from __future__ import annotations

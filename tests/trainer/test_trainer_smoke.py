@@ -58,7 +58,7 @@ def adapted_model(trained: Path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder, _ = embedded_weights()  # the copy is the GGUF model bit for bit (test_e2e_embedded)
+    folder, _ = embedded_weights()  # the copy is the GGUF model bit for bit (test_e2e_stock)
     tok = AutoTokenizer.from_pretrained(folder)
     base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     return tok, PeftModel.from_pretrained(base, str(trained)).eval()

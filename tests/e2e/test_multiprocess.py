@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 CPU_DDP = REPO / "configs" / "accelerate" / "cpu_ddp.yaml"
 TASKS = ["distjudge_snli", "distjudge_snli_verbalized"]
 LIMIT = 3  # odd: the two ranks get 2 and 1 items, so lm-eval pads rank 1

@@ -12,24 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_support import KEY, RecordingCache, requests_for
 from fake_openai import FakeOpenAI
-from test_openai_judge import requests_for
 
 from distjudge_eval.errors import UserError
 from distjudge_eval.models.openai_judge import APIJudgeError, OpenAIJudgeLM, redact
-
-KEY = "sk-SECRET-123"
-
-
-class RecordingCache:
-    """Stands in for lm-eval's CacheHook: records what the backend caches per finished item."""
-
-    def __init__(self) -> None:
-        self.dbdict: dict = {}  # not None: the backend then says finished items are cached
-        self.items: list[tuple[str, Any, Any]] = []
-
-    def add_partial(self, kind: str, args: Any, result: Any) -> None:
-        self.items.append((kind, args, result))
 
 
 def judge(server: FakeOpenAI, **kwargs: Any) -> tuple[OpenAIJudgeLM, RecordingCache]:

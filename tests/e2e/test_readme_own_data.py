@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.slow
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
+README = REPO / "README.md"
 
 
 def readme_section() -> str:

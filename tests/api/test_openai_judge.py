@@ -8,10 +8,10 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from api_support import NLI_CONTS, expected_nli_logprobs, requests_for
 from fake_openai import FakeOpenAI
 
 from distjudge_eval.models.openai_judge import (
@@ -20,27 +20,6 @@ from distjudge_eval.models.openai_judge import (
     OpenAIJudgeLM,
     label_logprobs,
 )
-
-NLI_CONTS = [" entailment", " neutral", " contradiction"]
-
-
-@dataclass
-class Req:
-    """The parts of an lm-eval Instance the backend reads."""
-
-    args: tuple[str, str]
-    doc_id: int
-    task_name: str = "distjudge_snli"
-
-
-def requests_for(n_items: int) -> list[Req]:
-    return [Req((f"prompt {d}\nAnswer:", c), d) for d in range(n_items) for c in NLI_CONTS]
-
-
-def expected_nli_logprobs() -> list[float]:
-    """By hand from TOP: " Ent" → entailment, "neutral", "contra" → contradiction; "n", "The"
-    map to nothing."""
-    return [math.log(0.2), math.log(0.5), math.log(0.1)]
 
 
 def test_token_matching_rules() -> None:

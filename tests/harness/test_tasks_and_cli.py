@@ -15,7 +15,7 @@ from distjudge_eval import cli
 from distjudge_eval.data.catalog import find_task
 from distjudge_eval.paths import tasks_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 GROUP_TASKS = {
     "distjudge_snli",
     "distjudge_mtbench",

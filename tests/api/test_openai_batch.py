@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_support import KEY, RecordingCache, Req, expected_nli_logprobs, requests_for
 from fake_openai_batch import FakeBatchAPI
-from test_api_faults import KEY, RecordingCache
-from test_openai_judge import Req, expected_nli_logprobs, requests_for
 
 from distjudge_eval.models.openai_judge import APIJudgeError, OpenAIJudgeLM
 

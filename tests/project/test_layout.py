@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 CORE = REPO / "distjudge_eval"
 TRAINER = "distjudge_trainer"
 # The one module of the evaluation core allowed to import the trainer: `distjudge train` etc.
