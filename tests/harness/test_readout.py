@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from tiny_models import tiny_llama
+from transformers import LlamaForCausalLM
 
 from distjudge_eval.readout import (
     EncodedItem,
@@ -21,18 +22,7 @@ VOCAB = 97
 
 
 def tiny_model(attn: str = "sdpa", seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        attn_implementation=attn,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(VOCAB, seed, attn)
 
 
 def naive_scores(model, item: EncodedItem) -> torch.Tensor:

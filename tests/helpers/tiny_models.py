@@ -44,8 +44,9 @@ def n_tokens(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def tiny_llama(vocab_size: int = 257, seed: int = 0) -> LlamaForCausalLM:
-    """2 layers, hidden 32, float32, eval mode: a forward pass on 500 tokens takes milliseconds."""
+def tiny_llama(vocab_size: int = 257, seed: int = 0, attn: str = "sdpa") -> LlamaForCausalLM:
+    """2 layers, hidden 32, float32, eval mode: a forward pass on 500 tokens takes milliseconds.
+    ``attn`` is transformers' attention implementation (sdpa, eager)."""
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
@@ -58,5 +59,6 @@ def tiny_llama(vocab_size: int = 257, seed: int = 0) -> LlamaForCausalLM:
         eos_token_id=vocab_size - 1,
         pad_token_id=vocab_size - 1,
         bos_token_id=None,
+        attn_implementation=attn,
     )
     return LlamaForCausalLM(config).eval()
