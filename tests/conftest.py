@@ -17,7 +17,9 @@ def _share_the_cores() -> None:
     Under pytest-xdist every worker, and every CLI subprocess it starts, would size its thread
     pool to all cores; two workers on 2 cores then oversubscribe them and OpenMP's spinning
     threads halve the speed of both (measured: two concurrent `distjudge eval` runs took 119 s
-    and 121 s with the default pools, 56 s and 60 s with one thread each). The limit is set
+    and 121 s with the default pools, 56 s and 60 s with one thread each: `distjudge eval --tasks`
+    with the 7 log-likelihood tasks of tests/helpers/e2e_support.py, `--limit 2 --batch_size 4
+    --model hf-judge`, twice in parallel, idle 2-core machine). The limit is set
     before torch is imported and is inherited by subprocesses; a value the user set wins.
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))

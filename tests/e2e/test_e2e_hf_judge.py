@@ -10,15 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from e2e_support import ALL_TASKS, check_q_against_transformers, request_args, run_cli
-from e2e_support import data_with_mnli as make_data_with_mnli
 
 pytestmark = pytest.mark.slow
 FIRST_TOKEN_TASKS = ["distjudge_snli", "distjudge_mtbench"]
-
-
-@pytest.fixture(scope="module")
-def data_with_mnli(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    return make_data_with_mnli(tmp_path_factory.mktemp("data"), data_dir)
 
 
 @pytest.fixture(scope="module")

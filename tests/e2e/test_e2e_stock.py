@@ -9,16 +9,10 @@ from pathlib import Path
 
 import pytest
 from e2e_support import ALL_TASKS, VERBAL_TASKS, check_q_against_transformers, run_cli
-from e2e_support import data_with_mnli as make_data_with_mnli
 
 from distjudge_eval.embedded import EMBEDDED_GGUF, embedded_model_dir
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def data_with_mnli(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    return make_data_with_mnli(tmp_path_factory.mktemp("data"), data_dir)
 
 
 @pytest.fixture(scope="module")
