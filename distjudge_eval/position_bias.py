@@ -91,7 +91,7 @@ def summary_lines(results_file: Path) -> list[str]:
         kls = [float(np.mean([r["kl"] for r in run.samples[t].values()]))
                for t in (task, task + SWAPPED)]  # fmt: skip
         lines.append(
-            f"{task}: {len(rows)} items in both orders, swap consistency "
+            f"{task}: {len(rows)} item{'s' * (len(rows) != 1)} in both orders, swap consistency "
             f"{mean('swap_consistent'):.3f}, symmetry deviation {mean('symmetry_dev'):.3f}, "
             f"KL original {kls[0]:.4f} / swapped {kls[1]:.4f} / order-averaged {mean('kl'):.4f}"
         )

@@ -35,6 +35,17 @@ def _share_the_cores() -> None:
 _share_the_cores()
 
 
+def _no_hub() -> None:
+    """No test may reach the Hugging Face Hub: this machine has no internet, and a library that
+    tries anyway (lm-eval's ``dummy`` model loads a ``gpt2`` tokenizer for its run record) waits
+    through the hub client's retries, 45 s of sleep per run, before it gives up. Offline, it
+    gives up at once. Inherited by every subprocess; a value the user set wins."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+_no_hub()
+
+
 def _data_dir() -> Path:
     env = os.environ.get("DISTJUDGE_DATA_DIR")
     return Path(env).resolve() if env else REPO_ROOT.parent / "shared" / "data"

@@ -16,6 +16,7 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,13 @@ def local_model():
     return tok, model.eval()
 
 
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    """One llama.cpp server for this file's tests (each start loads the model again)."""
+    with embedded_llama_server() as base_url:
+        yield base_url
+
+
 def local_top20(tok, model, prompt: str) -> list[dict]:
     chat = [{"role": "user", "content": prompt}]
     ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")
@@ -57,57 +65,57 @@ def local_top20(tok, model, prompt: str) -> list[dict]:
 
 
 def test_api_judge_on_a_real_server_matches_the_local_model(
-    tmp_path: Path, data_dir: Path, local_model
+    tmp_path: Path, data_dir: Path, local_model, server_url: str
 ) -> None:
     tok, model = local_model
-    with embedded_llama_server() as base_url:
-        cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--model", "openai-judge"]
-        cmd += ["--model_args", f"model=smollm2,base_url={base_url},num_concurrent=2"]
-        cmd += ["--tasks", ",".join(TASKS), "--limit", "3", "--output_path", str(tmp_path)]
-        cmd += ["--data_dir", str(data_dir)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        assert "openai-judge: 6 HTTP requests (0 retries)" in proc.stdout
+    base_url = server_url
+    cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--model", "openai-judge"]
+    cmd += ["--model_args", f"model=smollm2,base_url={base_url},num_concurrent=2"]
+    cmd += ["--tasks", ",".join(TASKS), "--limit", "2", "--output_path", str(tmp_path)]
+    cmd += ["--data_dir", str(data_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "openai-judge: 4 HTTP requests (0 retries)" in proc.stdout
 
-        worst_token, worst_q = 0.0, 0.0
-        for task in TASKS:
-            (path,) = tmp_path.glob(f"**/samples_{task}_*.jsonl")
-            for row in map(json.loads, path.open()):
-                args = [row["arguments"][f"gen_args_{i}"] for i in range(3)]
-                prompt, labels = args[0]["arg_0"], [a["arg_1"] for a in args]
-                local = local_top20(tok, model, prompt)
-                body = {"model": "smollm2", "messages": [{"role": "user", "content": prompt}]}
-                body |= {"max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": 20}
-                data = requests.post(f"{base_url}/chat/completions", json=body, timeout=120)
-                api = data.json()["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-                api_p = {e["token"]: math.exp(e["logprob"]) for e in api}
-                local_p = {e["token"]: math.exp(e["logprob"]) for e in local}
-                assert api[0]["token"] == local[0]["token"]
-                shared = api_p.keys() & local_p.keys()
-                assert len(shared) >= 15
-                worst_token = max(worst_token, max(abs(api_p[t] - local_p[t]) for t in shared))
-                q_local = np.exp(label_logprobs(local, LabelMatcher.for_labels(labels))[0])
-                q_local /= q_local.sum()
-                worst_q = max(worst_q, float(np.abs(np.array(row["ece"]["q"]) - q_local).max()))
-                assert 0 < row["label_mass"] <= 1
+    worst_token, worst_q = 0.0, 0.0
+    for task in TASKS:
+        (path,) = tmp_path.glob(f"**/samples_{task}_*.jsonl")
+        for row in map(json.loads, path.open()):
+            args = [row["arguments"][f"gen_args_{i}"] for i in range(3)]
+            prompt, labels = args[0]["arg_0"], [a["arg_1"] for a in args]
+            local = local_top20(tok, model, prompt)
+            body = {"model": "smollm2", "messages": [{"role": "user", "content": prompt}]}
+            body |= {"max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": 20}
+            data = requests.post(f"{base_url}/chat/completions", json=body, timeout=120)
+            api = data.json()["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            api_p = {e["token"]: math.exp(e["logprob"]) for e in api}
+            local_p = {e["token"]: math.exp(e["logprob"]) for e in local}
+            assert api[0]["token"] == local[0]["token"]
+            shared = api_p.keys() & local_p.keys()
+            assert len(shared) >= 15
+            worst_token = max(worst_token, max(abs(api_p[t] - local_p[t]) for t in shared))
+            q_local = np.exp(label_logprobs(local, LabelMatcher.for_labels(labels))[0])
+            q_local /= q_local.sum()
+            worst_q = max(worst_q, float(np.abs(np.array(row["ece"]["q"]) - q_local).max()))
+            assert 0 < row["label_mass"] <= 1
     print(f"max token-probability gap {worst_token:.4f}, max q gap {worst_q:.4f}")
     assert worst_token < TOKEN_PROB_TOLERANCE
     assert worst_q < Q_TOLERANCE
 
 
 def test_verbalized_generation_on_a_real_server_matches_local_greedy(
-    tmp_path: Path, data_dir: Path, local_model
+    tmp_path: Path, data_dir: Path, local_model, server_url: str
 ) -> None:
     """openai-judge generate_until against llama.cpp: the reply equals transformers' greedy
     continuation of the same chat prompt (cut at the task's stop sequences)."""
     tok, model = local_model
     task = "distjudge_mtbench_verbalized"
-    with embedded_llama_server() as base_url:
-        cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--model", "openai-judge"]
-        cmd += ["--model_args", f"model=smollm2,base_url={base_url}"]
-        cmd += ["--tasks", task, "--limit", "2", "--output_path", str(tmp_path)]
-        cmd += ["--data_dir", str(data_dir)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    base_url = server_url
+    cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--model", "openai-judge"]
+    cmd += ["--model_args", f"model=smollm2,base_url={base_url}"]
+    cmd += ["--tasks", task, "--limit", "2", "--output_path", str(tmp_path)]
+    cmd += ["--data_dir", str(data_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     (path,) = tmp_path.glob(f"**/samples_{task}_2*.jsonl")
     for row in map(json.loads, path.open()):

@@ -95,7 +95,7 @@ def test_verbalized_tasks_with_stock_hf_match_transformers_greedy(
 
     tok, model = direct_model
     run = stock_runs[variant]
-    assert "position bias: distjudge_mtbench_verbalized: 2 items in both orders" in run["stdout"]
+    assert "position bias: distjudge_mtbench_verbalized: 1 item in both orders" in run["stdout"]
     for task in VERBAL_TASKS:
         for row in run[task]:
             args = row["arguments"]["gen_args_0"]

@@ -46,11 +46,14 @@ def data_with_mnli(root: Path, data_dir: Path) -> Path:
 
 
 def run_cli(
-    out: Path, data: Path, tasks: list[str], *extra: str, batch_size: str = "4"
+    out: Path, data: Path, tasks: list[str], *extra: str, batch_size: str = "4", limit: int = 1
 ) -> dict[str, list[dict]]:
-    """One real ``distjudge eval`` run; the samples per task (and its stdout under "stdout")."""
+    """One real ``distjudge eval`` run; the samples per task (and its stdout under "stdout").
+
+    One item per task by default: the coverage is per task (its prompt, labels and metrics);
+    SummEval's and MT-Bench's long prompts make each further item cost seconds per run."""
     cmd = [sys.executable, "-m", "distjudge_eval.cli", "eval", "--tasks", ",".join(tasks)]
-    cmd += ["--limit", "2", "--batch_size", batch_size, "--output_path", str(out)]
+    cmd += ["--limit", str(limit), "--batch_size", batch_size, "--output_path", str(out)]
     cmd += ["--data_dir", str(data)]
     proc = subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -70,24 +73,69 @@ def run_cli(
     return samples
 
 
-def direct_loglik(tok, model, context: str, continuation: str) -> float:
-    """log P(continuation | context) by one plain forward pass, with lm-eval's tokenisation rule:
-    whitespace at the end of the context moves to the continuation (a chat prompt's final "\n"
-    is scored as part of the answer), the pair is tokenised whole and split at the context's
-    length. The softmax is taken in float64, only at the continuation's positions."""
-    import torch
-
+def _lm_eval_split(tok, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """lm-eval's tokenisation rule: whitespace at the end of the context moves to the
+    continuation (a chat prompt's final "\n" is scored as part of the answer), the pair is
+    tokenised whole and split at the context's length."""
     spaces = len(context) - len(context.rstrip())
     if spaces:
         context, continuation = context[:-spaces], context[-spaces:] + continuation
     whole = tok(context + continuation).input_ids
     n_ctx = len(tok(context).input_ids)
-    cont = whole[n_ctx:]
-    positions = torch.arange(n_ctx - 1, len(whole) - 1)
+    return whole[:n_ctx], whole[n_ctx:]
+
+
+def _continuation_logprob(model, hidden, cont: list[int]) -> float:
+    """Sum of the continuation's log-probabilities from the hidden states that predict it; the
+    softmax in float64."""
+    import torch
+
+    logprobs = torch.log_softmax(model.lm_head(hidden).double(), dim=-1)
+    return float(logprobs[torch.arange(len(cont)), torch.tensor(cont)].sum())
+
+
+def direct_loglik(tok, model, context: str, continuation: str) -> float:
+    """log P(continuation | context) by one plain forward pass over the whole sequence, split
+    with lm-eval's tokenisation rule; lm_head only at the continuation's positions."""
+    import torch
+
+    ctx, cont = _lm_eval_split(tok, context, continuation)
+    whole = ctx + cont
+    positions = torch.arange(len(ctx) - 1, len(whole) - 1)
     with torch.no_grad():
         hidden = model.model(torch.tensor([whole])).last_hidden_state[0, positions]
-        logprobs = torch.log_softmax(model.lm_head(hidden).double(), dim=-1)
-    return float(logprobs[torch.arange(len(cont)), torch.tensor(cont)].sum())
+    return _continuation_logprob(model, hidden, cont)
+
+
+def direct_logliks(
+    tok, model, context: str, continuations: list[str], cross_check: bool = False
+) -> list[float]:
+    """``direct_loglik`` for every label of one item, with the context's forward pass done once:
+    transformers' own key-value cache of the context serves each continuation (on long
+    SummEval and MT-Bench prompts a pass per label cost up to 5x as much). With ``cross_check``
+    the first label is also scored by a plain forward pass and must agree to 1e-5, so the cache
+    cannot hide an error."""
+    import torch
+
+    splits = [_lm_eval_split(tok, context, c) for c in continuations]
+    ctx = splits[0][0]
+    if any(c != ctx for c, _ in splits):  # a label merged with the context's last token
+        return [direct_loglik(tok, model, context, c) for c in continuations]
+    out = []
+    with torch.no_grad():
+        first = model.model(torch.tensor([ctx]), use_cache=True)
+        cache, last = first.past_key_values, first.last_hidden_state[0, -1:]
+        for _, cont in splits:
+            hidden = last
+            if len(cont) > 1:
+                rest = model.model(torch.tensor([cont[:-1]]), past_key_values=cache, use_cache=True)
+                hidden = torch.cat([last, rest.last_hidden_state[0]])
+                cache.crop(-(len(cont) - 1))  # back to the context alone
+            out.append(_continuation_logprob(model, hidden, cont))
+    if cross_check:
+        plain = direct_loglik(tok, model, context, continuations[0])
+        assert abs(plain - out[0]) < 1e-5, (plain, out[0])
+    return out
 
 
 def request_args(row: dict) -> list[dict]:
@@ -95,17 +143,22 @@ def request_args(row: dict) -> list[dict]:
 
 
 def check_q_against_transformers(samples: dict[str, list[dict]], tok, model) -> None:
-    """The first item of every log-likelihood task: each label's log-likelihood, q and KL as
-    transformers computes them."""
+    """Every item of every log-likelihood task: each label's log-likelihood, q and KL as
+    transformers computes them (the key-value cache cross-checked on the first item)."""
+    first = True
     for task, rows in samples.items():
         if task not in ALL_TASKS:
             continue
-        assert len(rows) == 2, task
-        row = rows[0]
-        args = request_args(row)
-        lls = np.array([direct_loglik(tok, model, a["arg_0"], a["arg_1"]) for a in args])
-        logged = [float(resp[0]) for resp in row["filtered_resps"]]
-        np.testing.assert_allclose(logged, lls, atol=1e-4, err_msg=task)
-        q_direct = np.exp(lls - np.logaddexp.reduce(lls))
-        np.testing.assert_allclose(row["ece"]["q"], q_direct, atol=1e-4, err_msg=task)
-        assert row["kl"] == pytest.approx(scipy_entropy(row["doc"]["p"], q_direct), abs=1e-3)
+        assert rows, task
+        for row in rows:
+            args = request_args(row)
+            assert len({a["arg_0"] for a in args}) == 1, task  # one context, a label each
+            labels = [a["arg_1"] for a in args]
+            lls = np.array(direct_logliks(tok, model, args[0]["arg_0"], labels, cross_check=first))
+            first = False
+            logged = [float(resp[0]) for resp in row["filtered_resps"]]
+            np.testing.assert_allclose(logged, lls, atol=1e-4, err_msg=task)
+            q_direct = np.exp(lls - np.logaddexp.reduce(lls))
+            np.testing.assert_allclose(row["ece"]["q"], q_direct, atol=1e-4, err_msg=task)
+            kl = scipy_entropy(row["doc"]["p"], q_direct)
+            assert row["kl"] == pytest.approx(kl, abs=1e-3), task

@@ -98,10 +98,11 @@ def test_sft_and_grpo_train_and_the_harness_scores_the_adapter(
     env = {**os.environ, "DISTJUDGE_DATA_DIR": str(data_dir)}
     out = tmp_path / method
     cmd = [sys.executable, "-m", "distjudge_eval.cli", method, "--output_dir", str(out)]
-    cmd += ["--max_train_items", "1", "--max_prompt_tokens", "400", "--max_steps", "1"]
+    cmd += ["--max_train_items", "1", "--max_prompt_tokens", "250", "--max_steps", "1"]
     cmd += ["--learning_rate", "1e-3", "--logging_steps", "1"]
     if method == "grpo":
-        cmd += ["--per_device_train_batch_size", "4", "--num_generations", "2"]
+        # the one short prompt's drawn vote is a tie: --ties half keeps it (target 0.5)
+        cmd += ["--per_device_train_batch_size", "4", "--num_generations", "2", "--ties", "half"]
     else:
         cmd += ["--per_device_train_batch_size", "2"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
