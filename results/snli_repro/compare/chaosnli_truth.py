@@ -1,0 +1,142 @@
+"""#13 §3 on SNLI: every stored SNLI judge scored against the 100-vote p of ChaosNLI.
+
+The SNLI judges were scored on 300 SNLI test items (`results/snli_repro/eval/*`). The ones among
+them that ChaosNLI re-annotated with 100 votes (the ambiguous ones) get their 100-vote p here;
+each judge's stored per-label scores are scored against both the 5-vote p (what it was trained
+on) and the 100-vote p, with the package's metric functions, and compared with the prior on the
+same items (paired bootstrap, `distjudge_eval.compare.paired_test`). No model runs: this reads
+the committed samples. Temperatures are the fitted ones recorded in ../README.md.
+
+Usage (repo root):
+    DISTJUDGE_DATA_DIR=../shared/data python results/snli_repro/compare/chaosnli_truth.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from distjudge_eval.compare import paired_test
+from distjudge_eval.metrics import (
+    expected_calibration_error,
+    kl_divergence,
+    log_softmax,
+    plurality_accuracy,
+    scores_from_results,
+)
+from distjudge_eval.runs import read_run
+from distjudge_eval.worst_case import worst_case_kl
+
+HERE = Path(__file__).resolve().parent
+EVAL = HERE.parent / "eval"
+SNLI, TRUTH = "distjudge_snli", "distjudge_chaosnli_snli"
+# folder, label, temperature (fitted on train items; see ../README.md)
+JUDGES = [
+    ("prior", "prior (reads nothing)", 1.0),
+    ("raw", "raw", 1.0),
+    ("raw", "raw, temperature-scaled (T = 100)", 100.0),
+    ("single_point", "single-point", 1.0),
+    ("single_point_rt", "single-point (retrained, seeded)", 1.0),
+    ("single_point_rt", "single-point (retrained), temperature-scaled (T = 2.617)", 2.61718),
+    ("no_adversary", "w/o adversary", 1.0),
+    ("full", "full", 1.0),
+]
+
+
+def chaos_docs() -> tuple[dict[str, dict], set[str]]:
+    """ChaosNLI-SNLI docs by id (every split), and the ids of distjudge_snli's train split."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    from distjudge_eval.paths import tasks_dir
+
+    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False)
+    tasks = get_task_dict([TRUTH, SNLI], manager)
+    docs = {}
+    for split in (tasks[TRUTH].training_docs(), tasks[TRUTH].test_docs()):
+        docs.update({str(d["id"]): d for d in split})
+    train_ids = {str(d["id"]) for d in tasks[SNLI].training_docs()}
+    return docs, train_ids
+
+
+def scored(folder: str, temperature: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per item id: (5-vote p, log q at the temperature) from a judge's stored samples."""
+    (run_dir,) = {p.parent for p in (EVAL / folder).glob("**/samples_distjudge_snli_*")}
+    run = read_run(run_dir)
+    out = {}
+    for row in run.samples[SNLI].values():
+        scores = np.asarray(scores_from_results(row["filtered_resps"]), dtype=float)
+        out[str(row["doc"]["id"])] = (
+            np.asarray(row["doc"]["p"]),
+            log_softmax(scores / temperature),
+        )
+    return out
+
+
+def metrics(p_rows: np.ndarray, log_q: np.ndarray) -> dict[str, np.ndarray | float]:
+    q = np.exp(log_q)
+    acc = np.array([plurality_accuracy(p, qi) for p, qi in zip(p_rows, q)])
+    conf = [{"confidence": float(qi.max()), "correct": float(c)} for qi, c in zip(q, acc)]
+    return {
+        "kl": np.array([kl_divergence(p, lq) for p, lq in zip(p_rows, log_q)]),
+        "worst": worst_case_kl(p_rows, log_q, 0.25).value,
+        "acc": acc,
+        "ece": expected_calibration_error(conf),
+    }
+
+
+def main() -> None:
+    docs, train_ids = chaos_docs()
+    runs = {(f, t): scored(f, t) for f, _, t in JUDGES}
+    ids = sorted(set.intersection(*(set(r) for r in runs.values())) & set(docs))
+    leaked = set(ids) & train_ids
+    if leaked:
+        raise SystemExit(f"{len(leaked)} items are in distjudge_snli's train split")
+    splits = {docs[i]["split"] for i in ids}
+    groups = len({docs[i]["split_key"] for i in ids})
+    p100 = np.array([docs[i]["p"] for i in ids])
+    lines = [
+        f"# SNLI judges against ChaosNLI's 100 votes: {len(ids)} of the 300 scored SNLI test "
+        f"items ({groups} premises; ChaosNLI split: {', '.join(sorted(splits))})",
+        "",
+        "Stored per-label scores of each judge (`results/snli_repro/eval/`), rescored; none of",
+        "these items is in distjudge_snli's train split. Δ = judge − prior on the same items,",
+        "paired bootstrap 95% CI and sign-flip p (`distjudge_eval.compare.paired_test`).",
+        "",
+        "| judge | KL vs 5-vote p↓ | KL vs 100-vote p↓ | Δ vs prior (100-vote) | p |"
+        " worst KL δ=0.25 (100)↓ | ECE (100)↓ | acc (100-vote plurality)↑ |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    prior_kl100 = None
+    record = []
+    for folder, label, t in JUDGES:
+        run = runs[(folder, t)]
+        log_q = np.stack([run[i][1] for i in ids])
+        p5 = np.array([run[i][0] for i in ids])
+        five, hundred = metrics(p5, log_q), metrics(p100, log_q)
+        if prior_kl100 is None:
+            prior_kl100, delta, pcell = hundred["kl"], "—", "—"
+        else:
+            res = paired_test(prior_kl100, hundred["kl"], seed=0)
+            delta = f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}]"
+            pcell = f"{res['p']:.3f}"
+        lines.append(
+            f"| {label} | {five['kl'].mean():.3f} | {hundred['kl'].mean():.3f} | {delta} | "
+            f"{pcell} | {hundred['worst'].mean():.3f} | {hundred['ece']:.3f} | "
+            f"{hundred['acc'].mean():.3f} |"
+        )
+        record.append(
+            {"judge": label, "kl5": five["kl"].mean(), "kl100": hundred["kl"].mean(),
+             "worst100": hundred["worst"].mean(), "ece100": hundred["ece"],
+             "acc100": hundred["acc"].mean(), "delta_vs_prior": delta, "p": pcell}
+        )  # fmt: skip
+    text = "\n".join(lines) + "\n"
+    (HERE / "chaosnli_truth.md").write_text(text)
+    (HERE / "chaosnli_truth.json").write_text(json.dumps({"n": len(ids), "rows": record}, indent=1))
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
