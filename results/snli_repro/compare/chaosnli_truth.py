@@ -32,7 +32,14 @@ from distjudge_eval.worst_case import worst_case_kl
 
 HERE = Path(__file__).resolve().parent
 EVAL = HERE.parent / "eval"
-SNLI, TRUTH = "distjudge_snli", "distjudge_chaosnli_snli"
+SNLI, TRUTH, FIVE = "distjudge_snli", "distjudge_chaosnli_snli", "distjudge_chaosnli_snli_5vote"
+# judges scored on every ChaosNLI-SNLI test item (eval/chaos_*; the other adapters were not kept)
+ALL_ITEMS = [
+    ("raw", "raw", 1.0),
+    ("raw", "raw, temperature-scaled (T = 100)", 100.0),
+    ("single_point_rt", "single-point (retrained, seeded)", 1.0),
+    ("single_point_rt", "single-point (retrained), temperature-scaled (T = 2.617)", 2.61718),
+]
 # folder, label, temperature (fitted on train items; see ../README.md)
 JUDGES = [
     ("prior", "prior (reads nothing)", 1.0),
@@ -53,20 +60,25 @@ def chaos_docs() -> tuple[dict[str, dict], set[str]]:
     from distjudge_eval.paths import tasks_dir
 
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False)
-    tasks = get_task_dict([TRUTH, SNLI], manager)
+    tasks = get_task_dict([TRUTH, FIVE, SNLI], manager)
     docs = {}
     for split in (tasks[TRUTH].training_docs(), tasks[TRUTH].test_docs()):
         docs.update({str(d["id"]): d for d in split})
+    five = {str(d["id"]): np.asarray(d["p"], dtype=float) for d in tasks[FIVE].test_docs()}
+    for i, p in five.items():
+        docs[i]["p5"] = p
     train_ids = {str(d["id"]) for d in tasks[SNLI].training_docs()}
     return docs, train_ids
 
 
-def scored(folder: str, temperature: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per item id: (5-vote p, log q at the temperature) from a judge's stored samples."""
-    (run_dir,) = {p.parent for p in (EVAL / folder).glob("**/samples_distjudge_snli_*")}
+def scored(
+    folder: str, temperature: float, task: str = SNLI
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per item id: (the doc's p, log q at the temperature) from a judge's stored samples."""
+    (run_dir,) = {p.parent for p in (EVAL / folder).glob(f"**/samples_{task}_2*")}
     run = read_run(run_dir)
     out = {}
-    for row in run.samples[SNLI].values():
+    for row in run.samples[task].values():
         scores = np.asarray(scores_from_results(row["filtered_resps"]), dtype=float)
         out[str(row["doc"]["id"])] = (
             np.asarray(row["doc"]["p"]),
@@ -132,10 +144,57 @@ def main() -> None:
              "worst100": hundred["worst"].mean(), "ece100": hundred["ece"],
              "acc100": hundred["acc"].mean(), "delta_vs_prior": delta, "p": pcell}
         )  # fmt: skip
+    lines += all_test_items(docs, train_ids)
     text = "\n".join(lines) + "\n"
     (HERE / "chaosnli_truth.md").write_text(text)
     (HERE / "chaosnli_truth.json").write_text(json.dumps({"n": len(ids), "rows": record}, indent=1))
     sys.stdout.write(text)
+
+
+def all_test_items(docs: dict[str, dict], train_ids: set[str]) -> list[str]:
+    """The judges whose adapters were kept, scored on every ChaosNLI-SNLI test item."""
+    folders = {f: EVAL / f"chaos_{f}" for f, _, _ in ALL_ITEMS}
+    if not all(list(f.glob("**/samples_*")) for f in folders.values()):
+        return ["", "(eval/chaos_* not found: run the commands in ../README.md for all items)"]
+    runs = {(f, t): scored(f"chaos_{f}", t, TRUTH) for f, _, t in ALL_ITEMS}
+    ids = sorted(set.intersection(*(set(r) for r in runs.values())))
+    if set(ids) & train_ids:
+        raise SystemExit("a ChaosNLI test item is in distjudge_snli's train split")
+    (prior_dir,) = {p.parent for p in (EVAL / "prior").glob("**/samples_distjudge_snli_*")}
+    prior_row = next(iter(read_run(prior_dir).samples[SNLI].values()))
+    prior_log_q = log_softmax(np.asarray(scores_from_results(prior_row["filtered_resps"])))
+    p100 = np.array([docs[i]["p"] for i in ids])
+    p5 = np.array([docs[i]["p5"] for i in ids])
+    groups = len({docs[i]["split_key"] for i in ids})
+    lines = [
+        "",
+        f"## Every ChaosNLI-SNLI test item: {len(ids)} items ({groups} premises)",
+        "",
+        "`distjudge_chaosnli_snli` scored with the raw model and the kept single-point adapter",
+        "(eval/chaos_*); the prior is distjudge_snli's (mean 5-vote p of its train split).",
+        "",
+        "| judge | KL vs 5-vote p↓ | KL vs 100-vote p↓ | Δ vs prior (100-vote) | p |"
+        " worst KL δ=0.25 (100)↓ | ECE (100)↓ | acc (100-vote plurality)↑ |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    prior_q = np.tile(prior_log_q, (len(ids), 1))
+    prior100 = metrics(p100, prior_q)
+    judges = [("prior (reads nothing)", prior_q)]
+    judges += [(label, np.stack([runs[(f, t)][i][1] for i in ids])) for f, label, t in ALL_ITEMS]
+    for label, log_q in judges:
+        five, hundred = metrics(p5, log_q), metrics(p100, log_q)
+        if log_q is prior_q:
+            delta, pcell = "—", "—"
+        else:
+            res = paired_test(prior100["kl"], hundred["kl"], seed=0)
+            delta = f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}]"
+            pcell = f"{res['p']:.3f}"
+        lines.append(
+            f"| {label} | {five['kl'].mean():.3f} | {hundred['kl'].mean():.3f} | {delta} | "
+            f"{pcell} | {hundred['worst'].mean():.3f} | {hundred['ece']:.3f} | "
+            f"{hundred['acc'].mean():.3f} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,0 +1,308 @@
+"""The closing tables of results/README.md (#13 §6): one table per benchmark, every judge on the
+same test items, each cell a mean with its 95% bootstrap interval over items.
+
+Rows: prior (reads nothing), raw, temperature-scaled raw and single-point (where a temperature
+was fitted on train items), single-point, w/o adversary, full. Columns: KL vs the task's own p
+(what the judges were trained on: 5 votes on SNLI and MNLI, SummEval's ratings, MT-Bench's
+votes), KL vs the 100-vote p (ChaosNLI items), certified worst-case KL at δ = 0.25, ECE,
+accuracy against the plurality. Judges trained with several seeds (MNLI) are pooled: each
+item's value is averaged over the seeds, then the interval is taken over items. No model runs:
+this rescores the stored per-label scores in each folder's eval/ with the package's metric
+functions.
+
+Usage (repo root): DISTJUDGE_DATA_DIR=../shared/data python results/final_tables.py
+Writes results/final_tables.md and prints it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from distjudge_eval.compare import bootstrap_ci
+from distjudge_eval.metrics import (
+    expected_calibration_error,
+    kl_divergence,
+    log_softmax,
+    plurality_accuracy,
+    scores_from_results,
+)
+from distjudge_eval.runs import read_run
+from distjudge_eval.temperature import fit_from_samples
+from distjudge_eval.worst_case import worst_case_kl
+
+RESULTS = Path(__file__).resolve().parent
+SEED = 0
+ECE_RESAMPLES = 1000
+COLUMNS = ["kl5", "kl100", "worst", "ece", "acc"]
+HEAD = ["KL vs task p↓", "KL vs 100-vote p↓", "worst KL δ=0.25↓", "ECE↓", "accuracy↑"]
+
+
+def stored(folder: Path, tasks: list[str]) -> dict[tuple[str, str], tuple[np.ndarray, list]]:
+    """(task, item id) -> (5-vote p, per-label scores) from a judge's stored samples."""
+    run = read_run(folder)
+    out = {}
+    for task in tasks:
+        for row in run.samples[task].values():
+            p = np.asarray(row["doc"]["p"], dtype=float)
+            out[(task, str(row["doc"]["id"]))] = (p, scores_from_results(row["filtered_resps"]))
+    return out
+
+
+def item_values(
+    p_rows: list[np.ndarray], log_q: list[np.ndarray]
+) -> dict[str, np.ndarray | list[dict]]:
+    """Per-item KL, worst-case KL (δ = 0.25), accuracy and ECE inputs; label counts may differ
+    between tasks (SummEval 5, NLI 3), so the worst case is solved per label count."""
+    kl = np.array([kl_divergence(p, lq) for p, lq in zip(p_rows, log_q)])
+    worst = np.empty(len(p_rows))
+    for k in {len(p) for p in p_rows}:
+        idx = [i for i, p in enumerate(p_rows) if len(p) == k]
+        ps = np.stack([p_rows[i] for i in idx])
+        lqs = np.stack([log_q[i] for i in idx])
+        worst[idx] = worst_case_kl(ps, lqs, 0.25).value
+    acc = np.array([plurality_accuracy(p, np.exp(lq)) for p, lq in zip(p_rows, log_q)])
+    conf = np.array([float(np.exp(lq).max()) for lq in log_q])
+    return {"kl": kl, "worst": worst, "acc": acc, "conf": conf}
+
+
+def ece_of(conf: np.ndarray, acc: np.ndarray) -> float:
+    rows = [{"confidence": float(c), "correct": float(a)} for c, a in zip(conf, acc)]
+    return expected_calibration_error(rows)
+
+
+def ece_ci(conf: np.ndarray, acc: np.ndarray) -> tuple[float, float]:
+    """Percentile bootstrap of ECE over items (ECE is not a mean of per-item values)."""
+    rng = np.random.default_rng(SEED)
+    draws = [
+        ece_of(conf[i], acc[i]) for i in rng.integers(0, len(conf), (ECE_RESAMPLES, len(conf)))
+    ]
+    return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+
+
+def cell(values: np.ndarray) -> str:
+    lo, hi = bootstrap_ci(values, SEED)
+    return f"{values.mean():.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def judge_row(
+    runs: list[dict], keys: list, temperature: float | list[float], truth: dict | None
+) -> dict[str, str]:
+    """One table row: the seeds' runs rescored on ``keys`` (pooled per item over seeds)."""
+    temps = temperature if isinstance(temperature, list) else [temperature] * len(runs)
+    per_seed5, per_seed100 = [], []
+    for run, t in zip(runs, temps):
+        log_q = [log_softmax(np.asarray(run[k][1], dtype=float) / t) for k in keys]
+        per_seed5.append(item_values([run[k][0] for k in keys], log_q))
+        if truth is not None:
+            per_seed100.append(item_values([truth[k[1]] for k in keys], log_q))
+    pooled5 = {m: np.mean([s[m] for s in per_seed5], axis=0) for m in per_seed5[0]}
+    row = {"kl5": cell(pooled5["kl"])}
+    main = pooled5
+    if truth is not None:
+        pooled100 = {m: np.mean([s[m] for s in per_seed100], axis=0) for m in per_seed100[0]}
+        row["kl100"] = cell(pooled100["kl"])
+        main = pooled100  # worst case, ECE and accuracy against the closest thing to the truth
+    else:
+        row["kl100"] = "—"
+    row["worst"] = cell(main["worst"])
+    eces = [ece_of(s["conf"], s["acc"]) for s in (per_seed100 or per_seed5)]
+    lo, hi = ece_ci(main["conf"], main["acc"]) if len(runs) == 1 else (np.nan, np.nan)
+    row["ece"] = (
+        f"{eces[0]:.3f} [{lo:.3f}, {hi:.3f}]"
+        if len(runs) == 1
+        else f"{np.mean(eces):.3f} ± {np.std(eces, ddof=1):.3f} (seeds)"
+    )
+    row["acc"] = cell(main["acc"])
+    return row
+
+
+def render(title: str, note: str, rows: list[tuple[str, dict[str, str]]]) -> list[str]:
+    lines = [f"### {title}", "", note, "", "| judge | " + " | ".join(HEAD) + " |"]
+    lines.append("|---|" + "---:|" * len(HEAD))
+    for name, row in rows:
+        lines.append(f"| {name} | " + " | ".join(row[c] for c in COLUMNS) + " |")
+    return [*lines, ""]
+
+
+def single_seed_benchmark(
+    folder: str, tasks: list[str], judges: list[tuple[str, str, float]], truth: dict | None
+) -> tuple[list[tuple[str, dict[str, str]]], int]:
+    runs = {f: stored(RESULTS / folder / "eval" / f, tasks) for f, _, _ in judges}
+    keys = sorted(set.intersection(*(set(r) for r in runs.values())))
+    if truth is not None:
+        keys = [k for k in keys if k[1] in truth]
+    rows = [(label, judge_row([runs[f]], keys, t, truth)) for f, label, t in judges]
+    return rows, len(keys)
+
+
+def load_module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def snli(lines: list[str]) -> None:
+    judges = [
+        ("prior", "prior (reads nothing)", 1.0),
+        ("raw", "raw", 1.0),
+        ("raw", "raw, temperature-scaled (T = 100, fitted on 200 train items)", 100.0),
+        (
+            "single_point_rt",
+            "single-point (retrained, seeded), T = 2.617 (200 train items)",
+            2.61718,
+        ),
+        ("single_point", "single-point", 1.0),
+        ("single_point_rt", "single-point (retrained, seeded)", 1.0),
+        ("no_adversary", "w/o adversary", 1.0),
+        ("full", "full", 1.0),
+    ]
+    rows, n = single_seed_benchmark("snli_repro", ["distjudge_snli"], judges, None)
+    lines += render(
+        "SNLI (`snli_repro/`)",
+        f"{n} test items, 5-vote p; one seed; 200 train items, 50 steps.",
+        rows,
+    )
+    truth_mod = load_module(RESULTS / "snli_repro/compare/chaosnli_truth.py", "chaosnli_truth")
+    docs, _ = truth_mod.chaos_docs()
+    truth = {i: np.asarray(d["p"], dtype=float) for i, d in docs.items()}
+    rows, n = single_seed_benchmark("snli_repro", ["distjudge_snli"], judges, truth)
+    lines += render(
+        "SNLI, the items ChaosNLI re-annotated (`snli_repro/compare/chaosnli_truth.md`)",
+        f"The {n} of those test items that have 100 votes (the ambiguous ones); worst case, ECE "
+        "and accuracy against the 100-vote p.",
+        rows,
+    )
+
+
+def summeval(lines: list[str]) -> None:
+    tasks = [
+        f"distjudge_summeval_{d}" for d in ("coherence", "consistency", "fluency", "relevance")
+    ]
+    judges = [
+        ("prior", "prior (reads nothing)", 1.0),
+        ("raw", "raw", 1.0),
+        ("single_point", "single-point", 1.0),
+        ("no_adversary", "w/o adversary", 1.0),
+        ("full", "full", 1.0),
+    ]
+    rows, n = single_seed_benchmark("summeval_repro", tasks, judges, None)
+    lines += render(
+        "SummEval, 4 dimensions pooled (`summeval_repro/`)",
+        f"{n} (item, dimension) pairs = 20 articles × 3 systems × 4 dimensions; intervals over "
+        "pairs (optimistic: 20 articles). One seed. Temperature scaling not run (no train-item "
+        "scores stored).",
+        rows,
+    )
+
+
+def mtbench(lines: list[str]) -> None:
+    judges = [
+        ("prior", "prior (reads nothing)", 1.0),
+        ("raw", "raw", 1.0),
+        ("single_point", "single-point", 1.0),
+        ("no_adversary", "w/o adversary", 1.0),
+        ("full", "full", 1.0),
+    ]
+    rows, n = single_seed_benchmark("mtbench_repro", ["distjudge_mtbench"], judges, None)
+    lines += render(
+        "MT-Bench, canonical slot order (`mtbench_repro/`)",
+        f"{n} test items from 4 questions (a question-level test cannot go below p = 0.125); "
+        "one seed; temperature scaling not run.",
+        rows,
+    )
+
+
+def mnli(lines: list[str]) -> None:
+    analyse = load_module(RESULTS / "mnli_truth/analyse.py", "mnli_analyse")
+    truth_docs, five_docs, _, groups = analyse.load_docs(None)
+    truth = {i: np.asarray(d["p"], dtype=float) for i, d in truth_docs.items()}
+    out = RESULTS / "mnli_truth"
+    keys = sorted(("t", i) for i in truth)
+    five = {("t", i): (np.asarray(five_docs[i]["p"], dtype=float)) for i in truth}
+    # the prior: mean 5-vote p of the train split, as analyse.py computed and stored it
+    prior_q = np.asarray(json.loads((out / "summary.json").read_text())["prior_q"])
+    prior_run = {k: (five[k], list(np.log(prior_q))) for k in keys}
+
+    def runs_of(name: str) -> list[dict]:
+        folders = (
+            [out / "eval" / "raw"] if name == "raw" else sorted((out / "eval").glob(f"{name}_s*"))
+        )
+        found = []
+        for folder in folders:
+            scores = analyse.scores_of(folder, analyse.TRUTH)
+            found.append({("t", i): (five[("t", i)], scores[i]) for i in truth})
+        return found
+
+    def temps_of(name: str) -> list[float]:
+        folders = (
+            [out / "eval_train" / "raw"]
+            if name == "raw"
+            else sorted((out / "eval_train").glob(f"{name}_s*"))
+        )
+        return [fit_from_samples(f) for f in folders]
+
+    rows = [("prior (reads nothing)", judge_row([prior_run], keys, 1.0, truth))]
+    raw = runs_of("raw")
+    rows.append(("raw", judge_row(raw, keys, 1.0, truth)))
+    t_raw = temps_of("raw")
+    rows.append(
+        (f"raw, temperature-scaled (T = {t_raw[0]:.2f})", judge_row(raw, keys, t_raw, truth))
+    )
+    for name, label in (
+        ("single_point", "single-point"),
+        ("no_adversary", "w/o adversary"),
+        ("full", "full"),
+    ):
+        runs = runs_of(name)
+        if not runs:
+            continue
+        seeds = f" ({len(runs)} seed{'s' * (len(runs) > 1)})"
+        rows.append((label + seeds, judge_row(runs, keys, 1.0, truth)))
+        temps = temps_of(name)
+        if len(temps) == len(runs):
+            t_cell = "/".join(f"{t:.2f}" for t in temps)
+            rows.append(
+                (
+                    f"{label}, temperature-scaled (T = {t_cell}){seeds}",
+                    judge_row(runs, keys, temps, truth),
+                )
+            )
+    lines += render(
+        "MNLI, ChaosNLI items (`mnli_truth/`)",
+        f"All {len(keys)} test items ({groups} premises); trained on 5-vote p of 100 train items, "
+        "2 epochs; temperatures fitted on each judge's train-item scores. Several seeds: per-item "
+        "values averaged over seeds, intervals over items; ECE as mean ± sd over seeds.",
+        rows,
+    )
+
+
+BENCHMARKS: list[Callable[[list[str]], None]] = [snli, mnli, summeval, mtbench]
+
+
+def main() -> None:
+    lines = ["## Final tables, one per benchmark", ""]
+    lines += [
+        "Generated by `python results/final_tables.py` from the stored per-label scores; mean "
+        "[95% bootstrap interval over items]. Read every table from its **prior** row: a judge "
+        "is worth using only where its interval lies below the prior's mean. *Task p*: the "
+        "human p the judges were trained on (5 votes on SNLI and MNLI, SummEval's ratings, "
+        "MT-Bench's votes); *100-vote p*: ChaosNLI's. Worst case, ECE and accuracy are taken "
+        "against the 100-vote p where a table has it.",
+        "",
+    ]
+    for benchmark in BENCHMARKS:
+        benchmark(lines)
+    text = "\n".join(lines)
+    (RESULTS / "final_tables.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
