@@ -232,10 +232,38 @@ def bench_projection(
     }
 
 
+def plain_label_scores(model: Any, items: list[Any], pad_id: int) -> Any:
+    """The naive readout a training step would otherwise use: every (item, label) pair as its
+    own right-padded sequence (context + label), one ordinary forward pass over all of them,
+    the label's log-probability summed from the full-vocabulary log-softmax. Same tokens and
+    same scores as ``label_scores``; no shared prefix, no packing, no sparse projection."""
+    import torch
+
+    seqs = [it.context + cont for it in items for cont in it.continuations]
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    logprobs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+    rows, positions, tokens = [], [], []
+    pairs = [(item, cont) for item in items for cont in item.continuations]
+    for row, (item, cont) in enumerate(pairs):
+        start = len(item.context) - 1
+        rows += [row] * len(cont)
+        positions += range(start, start + len(cont))
+        tokens += cont
+    picked = logprobs[torch.tensor(rows), torch.tensor(positions), torch.tensor(tokens)]
+    scores = torch.zeros(len(seqs), dtype=picked.dtype).index_add(0, torch.tensor(rows), picked)
+    return scores.view(len(items), -1)
+
+
 def bench_adversary(
     task: str, batch: int, steps: int, model_args: str | None, data_dir: str | None = None
 ) -> dict:
-    """Share of a training step (readout forward + backward + PGD) spent in the PGD adversary."""
+    """Share of a training step (readout forward + backward + PGD) spent in the PGD adversary,
+    and the step against a plain forward + backward of the same tokens (``plain_label_scores``)."""
     import torch
 
     from distjudge_eval.readout import label_scores
@@ -250,15 +278,22 @@ def bench_adversary(
     model, tok = load_model_and_tokenizer(config)
     model.train()
     data = collate(build_examples(task, tok, max_items=batch, data_dir=data_dir))
-    step_times, pgd_times, no_adv_times = [], [], []
+    pad = tok.pad_token_id or 0
+    step_times, pgd_times, no_adv_times, plain_times = [], [], [], []
+    max_gap = 0.0
     for i in range(steps + 1):
-        for eps, sink in ((0.25, step_times), (0.0, no_adv_times)):
+        for eps, sink in ((0.25, step_times), (0.0, no_adv_times), (0.25, plain_times)):
             start = time.perf_counter()
-            scores = label_scores(model, data["items"], pad_id=tok.pad_token_id or 0).scores
-            hybrid_loss(scores, data["p"], data["target"], 0.8, eps).loss.backward()
+            if sink is plain_times:
+                plain = plain_label_scores(model, data["items"], pad)
+                hybrid_loss(plain, data["p"], data["target"], 0.8, eps).loss.backward()
+            else:
+                scores = label_scores(model, data["items"], pad_id=pad).scores
+                hybrid_loss(scores, data["p"], data["target"], 0.8, eps).loss.backward()
             model.zero_grad()
             if i:  # the first round warms up
                 sink.append(time.perf_counter() - start)
+        max_gap = max(max_gap, float((plain.detach() - scores.detach()).abs().max()))
         log_q = torch.log_softmax(scores.detach().float(), -1)
         start = time.perf_counter()
         adversarial_target(data["p"], log_q, 0.25, 5, 0.05)
@@ -273,6 +308,12 @@ def bench_adversary(
         "step_without_adversary_s": statistics.median(no_adv_times),
         "pgd_s": pgd,
         "pgd_share_of_step": pgd / step,
+        "plain_step_s": statistics.median(plain_times),
+        "plain_over_step": statistics.median(plain_times) / step,
+        "max_abs_score_gap_plain_vs_readout": max_gap,
+        "tokens_per_step": sum(
+            len(it.context) + len(c) for it in data["items"] for c in it.continuations
+        ),
     }
 
 
@@ -379,7 +420,10 @@ def main(argv: list[str] | None = None) -> int:
             f"training step on {ns.task}, batch {ns.batch} (median of {ns.steps}): "
             f"{report['step_s']:.3f} s with adversary, {report['step_without_adversary_s']:.3f} s "
             f"without; PGD alone {report['pgd_s'] * 1e3:.2f} ms = "
-            f"{100 * report['pgd_share_of_step']:.2f}% of the step"
+            f"{100 * report['pgd_share_of_step']:.2f}% of the step; a plain forward + backward "
+            f"of the same {report['tokens_per_step']} tokens (every item-label pair its own "
+            f"sequence) {report['plain_step_s']:.3f} s = {report['plain_over_step']:.2f}x the "
+            f"step (scores agree to {report['max_abs_score_gap_plain_vs_readout']:.1e})"
         )
     else:
         from distjudge_eval.embedded import embedded_model_args

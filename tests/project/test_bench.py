@@ -34,3 +34,35 @@ def test_distjudge_bench_says_where_the_benchmarks_live(capsys: pytest.CaptureFi
     assert main(["bench", "readout"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "python benchmarks/bench.py" in err[0]
+
+
+def test_plain_baseline_of_the_step_benchmark_scores_what_the_readout_scores() -> None:
+    """The adversary benchmark times a step against a plain forward + backward of the same
+    tokens; that baseline must compute the same label scores (and gradients) as the readout,
+    or the ratio compares different work."""
+    import importlib.util
+
+    import torch
+    from tiny_models import tiny_llama
+
+    from distjudge_eval.readout import EncodedItem, label_scores
+
+    spec = importlib.util.spec_from_file_location("bench", REPO / "benchmarks" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(bench)
+    model = tiny_llama()
+    prefix = [5, 6, 7, 8, 9, 10]
+    items = [
+        EncodedItem([*prefix, 11, 12, 13], [[20], [21, 22], [23, 24, 25]]),
+        EncodedItem([*prefix, 14], [[30, 31], [32], [33]]),
+    ]
+    ours = label_scores(model, items, pad_id=256).scores
+    plain = bench.plain_label_scores(model, items, pad_id=256)
+    torch.testing.assert_close(plain, ours, atol=1e-5, rtol=0)
+    grads = []
+    for scores in (ours, plain):
+        model.zero_grad()
+        scores.sum().backward(retain_graph=True)
+        grads.append(model.model.layers[0].self_attn.q_proj.weight.grad.clone())
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4)
