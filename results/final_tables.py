@@ -39,6 +39,14 @@ RESULTS = Path(__file__).resolve().parent
 SEED = 0
 ECE_RESAMPLES = 1000
 COLUMNS = ["kl5", "kl100", "worst", "ece", "acc"]
+# folder in <benchmark>/eval, row label, temperature: the judges every repro folder holds
+REPRO_JUDGES = [
+    ("prior", "prior (reads nothing)", 1.0),
+    ("raw", "raw", 1.0),
+    ("single_point", "single-point", 1.0),
+    ("no_adversary", "w/o adversary", 1.0),
+    ("full", "full", 1.0),
+]
 HEAD = ["KL vs task p↓", "KL vs 100-vote p↓", "worst KL δ=0.25↓", "ECE↓", "accuracy↑"]
 
 
@@ -111,12 +119,11 @@ def judge_row(
         row["kl100"] = "—"
     row["worst"] = cell(main["worst"])
     eces = [ece_of(s["conf"], s["acc"]) for s in (per_seed100 or per_seed5)]
-    lo, hi = ece_ci(main["conf"], main["acc"]) if len(runs) == 1 else (np.nan, np.nan)
-    row["ece"] = (
-        f"{eces[0]:.3f} [{lo:.3f}, {hi:.3f}]"
-        if len(runs) == 1
-        else f"{np.mean(eces):.3f} ± {np.std(eces, ddof=1):.3f} (seeds)"
-    )
+    if len(runs) == 1:
+        lo, hi = ece_ci(main["conf"], main["acc"])
+        row["ece"] = f"{eces[0]:.3f} [{lo:.3f}, {hi:.3f}]"
+    else:
+        row["ece"] = f"{np.mean(eces):.3f} ± {np.std(eces, ddof=1):.3f} (seeds)"
     row["acc"] = cell(main["acc"])
     return row
 
@@ -185,14 +192,7 @@ def summeval(lines: list[str]) -> None:
     tasks = [
         f"distjudge_summeval_{d}" for d in ("coherence", "consistency", "fluency", "relevance")
     ]
-    judges = [
-        ("prior", "prior (reads nothing)", 1.0),
-        ("raw", "raw", 1.0),
-        ("single_point", "single-point", 1.0),
-        ("no_adversary", "w/o adversary", 1.0),
-        ("full", "full", 1.0),
-    ]
-    rows, n = single_seed_benchmark("summeval_repro", tasks, judges, None)
+    rows, n = single_seed_benchmark("summeval_repro", tasks, REPRO_JUDGES, None)
     lines += render(
         "SummEval, 4 dimensions pooled (`summeval_repro/`)",
         f"{n} (item, dimension) pairs = 20 articles × 3 systems × 4 dimensions; intervals over "
@@ -203,14 +203,7 @@ def summeval(lines: list[str]) -> None:
 
 
 def mtbench(lines: list[str]) -> None:
-    judges = [
-        ("prior", "prior (reads nothing)", 1.0),
-        ("raw", "raw", 1.0),
-        ("single_point", "single-point", 1.0),
-        ("no_adversary", "w/o adversary", 1.0),
-        ("full", "full", 1.0),
-    ]
-    rows, n = single_seed_benchmark("mtbench_repro", ["distjudge_mtbench"], judges, None)
+    rows, n = single_seed_benchmark("mtbench_repro", ["distjudge_mtbench"], REPRO_JUDGES, None)
     lines += render(
         "MT-Bench, canonical slot order (`mtbench_repro/`)",
         f"{n} test items from 4 questions (a question-level test cannot go below p = 0.125); "
@@ -237,6 +230,8 @@ def mnli(lines: list[str]) -> None:
         found = []
         for folder in folders:
             scores = analyse.scores_of(folder, analyse.TRUTH)
+            if set(scores) != set(truth):
+                raise SystemExit(f"{folder}: scored {len(scores)} of {len(truth)} test items")
             found.append({("t", i): (five[("t", i)], scores[i]) for i in truth})
         return found
 

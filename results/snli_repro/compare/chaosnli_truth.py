@@ -99,6 +99,36 @@ def metrics(p_rows: np.ndarray, log_q: np.ndarray) -> dict[str, np.ndarray | flo
     }
 
 
+TABLE_HEAD = [
+    "| judge | KL vs 5-vote p↓ | KL vs 100-vote p↓ | Δ vs prior (100-vote) | p |"
+    " worst KL δ=0.25 (100)↓ | ECE (100)↓ | acc (100-vote plurality)↑ |",
+    "|---|---:|---:|---|---:|---:|---:|---:|",
+]
+
+
+def table_row(
+    label: str, p5: np.ndarray, p100: np.ndarray, log_q: np.ndarray, prior_kl100: np.ndarray
+) -> tuple[str, dict]:
+    """One judge's line of a table (and its record): metrics against both p's, and the paired
+    test of its KL against the prior's on the same items ("—" for the prior itself)."""
+    five, hundred = metrics(p5, log_q), metrics(p100, log_q)
+    if np.array_equal(hundred["kl"], prior_kl100):
+        delta, pcell = "—", "—"
+    else:
+        res = paired_test(prior_kl100, hundred["kl"], seed=0)
+        delta = f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}]"
+        pcell = f"{res['p']:.3f}"
+    line = (
+        f"| {label} | {five['kl'].mean():.3f} | {hundred['kl'].mean():.3f} | {delta} | "
+        f"{pcell} | {hundred['worst'].mean():.3f} | {hundred['ece']:.3f} | "
+        f"{hundred['acc'].mean():.3f} |"
+    )
+    record = {"judge": label, "kl5": five["kl"].mean(), "kl100": hundred["kl"].mean(),
+              "worst100": hundred["worst"].mean(), "ece100": hundred["ece"],
+              "acc100": hundred["acc"].mean(), "delta_vs_prior": delta, "p": pcell}  # fmt: skip
+    return line, record
+
+
 def main() -> None:
     docs, train_ids = chaos_docs()
     runs = {(f, t): scored(f, t) for f, _, t in JUDGES}
@@ -117,9 +147,7 @@ def main() -> None:
         "these items is in distjudge_snli's train split. Δ = judge − prior on the same items,",
         "paired bootstrap 95% CI and sign-flip p (`distjudge_eval.compare.paired_test`).",
         "",
-        "| judge | KL vs 5-vote p↓ | KL vs 100-vote p↓ | Δ vs prior (100-vote) | p |"
-        " worst KL δ=0.25 (100)↓ | ECE (100)↓ | acc (100-vote plurality)↑ |",
-        "|---|---:|---:|---|---:|---:|---:|---:|",
+        *TABLE_HEAD,
     ]
     prior_kl100 = None
     record = []
@@ -127,23 +155,11 @@ def main() -> None:
         run = runs[(folder, t)]
         log_q = np.stack([run[i][1] for i in ids])
         p5 = np.array([run[i][0] for i in ids])
-        five, hundred = metrics(p5, log_q), metrics(p100, log_q)
-        if prior_kl100 is None:
-            prior_kl100, delta, pcell = hundred["kl"], "—", "—"
-        else:
-            res = paired_test(prior_kl100, hundred["kl"], seed=0)
-            delta = f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}]"
-            pcell = f"{res['p']:.3f}"
-        lines.append(
-            f"| {label} | {five['kl'].mean():.3f} | {hundred['kl'].mean():.3f} | {delta} | "
-            f"{pcell} | {hundred['worst'].mean():.3f} | {hundred['ece']:.3f} | "
-            f"{hundred['acc'].mean():.3f} |"
-        )
-        record.append(
-            {"judge": label, "kl5": five["kl"].mean(), "kl100": hundred["kl"].mean(),
-             "worst100": hundred["worst"].mean(), "ece100": hundred["ece"],
-             "acc100": hundred["acc"].mean(), "delta_vs_prior": delta, "p": pcell}
-        )  # fmt: skip
+        if prior_kl100 is None:  # the first judge is the prior
+            prior_kl100 = metrics(p100, log_q)["kl"]
+        line, row = table_row(label, p5, p100, log_q, prior_kl100)
+        lines.append(line)
+        record.append(row)
     lines += all_test_items(docs, train_ids)
     text = "\n".join(lines) + "\n"
     (HERE / "chaosnli_truth.md").write_text(text)
@@ -173,27 +189,14 @@ def all_test_items(docs: dict[str, dict], train_ids: set[str]) -> list[str]:
         "`distjudge_chaosnli_snli` scored with the raw model and the kept single-point adapter",
         "(eval/chaos_*); the prior is distjudge_snli's (mean 5-vote p of its train split).",
         "",
-        "| judge | KL vs 5-vote p↓ | KL vs 100-vote p↓ | Δ vs prior (100-vote) | p |"
-        " worst KL δ=0.25 (100)↓ | ECE (100)↓ | acc (100-vote plurality)↑ |",
-        "|---|---:|---:|---|---:|---:|---:|---:|",
+        *TABLE_HEAD,
     ]
     prior_q = np.tile(prior_log_q, (len(ids), 1))
-    prior100 = metrics(p100, prior_q)
+    prior_kl100 = metrics(p100, prior_q)["kl"]
     judges = [("prior (reads nothing)", prior_q)]
     judges += [(label, np.stack([runs[(f, t)][i][1] for i in ids])) for f, label, t in ALL_ITEMS]
     for label, log_q in judges:
-        five, hundred = metrics(p5, log_q), metrics(p100, log_q)
-        if log_q is prior_q:
-            delta, pcell = "—", "—"
-        else:
-            res = paired_test(prior100["kl"], hundred["kl"], seed=0)
-            delta = f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}]"
-            pcell = f"{res['p']:.3f}"
-        lines.append(
-            f"| {label} | {five['kl'].mean():.3f} | {hundred['kl'].mean():.3f} | {delta} | "
-            f"{pcell} | {hundred['worst'].mean():.3f} | {hundred['ece']:.3f} | "
-            f"{hundred['acc'].mean():.3f} |"
-        )
+        lines.append(table_row(label, p5, p100, log_q, prior_kl100)[0])
     return lines
 
 
