@@ -42,7 +42,6 @@ def test_hf_judge_full_mode_equals_transformers_on_every_label(
     extra = ["--model", "hf-judge"] + (["--apply_chat_template"] if variant == "chat" else [])
     limit = 2 if variant == "plain" else 1
     samples = run_cli(tmp_path, data_with_mnli, ALL_TASKS, *extra, limit=limit)
-    assert all(len(samples[task]) == limit for task in ALL_TASKS)
     if variant == "chat":
         for task in ALL_TASKS:
             assert "<|im_start|>assistant" in request_args(samples[task][0])[0]["arg_0"], task

@@ -62,6 +62,7 @@ def run_cli(
     for task in tasks:
         (path,) = out.glob(f"**/samples_{task}_2*.jsonl")
         samples[task] = [json.loads(line) for line in path.open()]
+        assert len(samples[task]) == limit, (task, len(samples[task]))
     (results_file,) = out.glob("**/results_*.json")
     results = json.loads(results_file.read_text())["results"]
     samples["stdout"] = proc.stdout  # type: ignore[assignment]
