@@ -124,3 +124,25 @@ def process_results_binary(doc: Mapping[str, Any], results: Sequence[Any]) -> di
 def target_text(prob_b: float) -> str:
     """The verbalized reply for a probability, as an SFT target (after the ``<prob>`` prefix)."""
     return f"{prob_b:.2f}</prob>"
+
+
+def hundredths(p: Sequence[float]) -> list[int]:
+    """p in whole hundredths that sum to exactly 100 (largest remainder), so a written target
+    is a distribution and never off from p by more than 0.01 per label."""
+    scaled = np.asarray(p, dtype=np.float64) / np.sum(p) * 100.0
+    cents = np.floor(scaled + 1e-9).astype(int)
+    short = 100 - int(cents.sum())
+    order = np.argsort(-(scaled - cents), kind="stable")
+    cents[order[:short]] += 1
+    return cents.tolist()
+
+
+def distribution_text(p: Sequence[float], label_set: LabelSet) -> str:
+    """The verbalized reply for a label distribution, as an SFT target: what the task's prompt
+    asks for (``entailment: 0.60, neutral: 0.20, contradiction: 0.20``), two decimals summing to
+    1, after the prompt's ``Answer:`` and up to the newline that stops generation."""
+    if len(p) != len(label_set):
+        raise ValueError(f"p has {len(p)} values for {len(label_set)} labels")
+    cents = hundredths(p)
+    pairs = (f"{label}: {c // 100}.{c % 100:02d}" for label, c in zip(label_set.labels, cents))
+    return " " + ", ".join(pairs) + "\n"

@@ -14,6 +14,7 @@ from distjudge_eval.errors import UserError
 READOUTS = ("full", "first_token")
 REWARDS = ("brier", "log")
 TIES = ("drop", "half")
+SFT_TARGETS = ("dense", "vote")
 
 
 @dataclass
@@ -117,34 +118,54 @@ class DistJudgeConfig(ModelSettings):
 
 @dataclass
 class VerbalizedConfig(ModelSettings):
-    """A judge that writes <prob>P(B better)</prob>: SFT on human probabilities, or GRPO on
-    one sparse binary vote per prompt with a proper-scoring-rule reward."""
+    """A judge that writes its probabilities (<prob>P(B better)</prob>, or a label
+    distribution): SFT on human probabilities, or GRPO on one sparse vote per prompt with a
+    proper-scoring-rule reward."""
 
     task: str = field(
         default="distjudge_mtbench_verbalized",
-        metadata={"help": "a verbalized pairwise task (its _swapped twin is used to augment)"},
+        metadata={
+            "help": "a verbalized task: pairwise (<prob>, e.g. distjudge_mtbench_verbalized) or "
+            "a label distribution (e.g. distjudge_snli_verbalized)"
+        },
     )
-    swap_augment: bool = field(
-        default=True, metadata={"help": "also train on every item with slots A and B swapped"}
+    swap_augment: bool | None = field(
+        default=None,
+        metadata={
+            "help": "also train on every item with slots A and B swapped, from the task's "
+            "_swapped twin (default: when the task has one)"
+        },
     )
     max_prompt_tokens: int | None = field(
         default=None,
         metadata={"help": "skip (and count) train items whose prompt is longer than this"},
+    )
+    sft_targets: str = field(
+        default="dense",
+        metadata={
+            "help": "SFT completions: dense (the human p) | vote (the one vote GRPO draws per "
+            "item, written with probability 1: the single-point baseline)"
+        },
     )
     reward: str = field(default="brier", metadata={"help": "GRPO reward: brier | log"})
     log_clip: float = field(
         default=0.01, metadata={"help": "log score clips the probability to [c, 1-c]"}
     )
     ties: str = field(
-        default="drop", metadata={"help": "GRPO votes for a tie: drop (binary labels) | half"}
+        default="drop",
+        metadata={"help": "GRPO on a pairwise task, a tie vote: drop (binary labels) | half"},
     )
-    label_seed: int = field(default=0, metadata={"help": "seed of the one vote kept per item"})
+    label_seed: int = field(
+        default=0,
+        metadata={"help": "seed of the one vote kept per item (GRPO, --sft_targets vote)"},
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if len(self.task_names()) != 1:
             raise UserError(f"--task must name one verbalized task, got {self.task!r}")
         _at_least("--max_prompt_tokens", self.max_prompt_tokens, 1, "a number of tokens")
+        _one_of("--sft_targets", self.sft_targets, SFT_TARGETS)
         _one_of("--reward", self.reward, REWARDS)
         _one_of("--ties", self.ties, TIES)
         if not 0.0 < self.log_clip < 0.5:

@@ -1,7 +1,8 @@
 """``distjudge grpo`` / ``python -m distjudge_trainer.grpo``: RL for a verbalized judge from sparse
-binary labels (one human vote per prompt), with TRL's ``GRPOTrainer`` and a proper-scoring-rule
-reward on the written probability (``--reward brier|log``, see ``distjudge_trainer.rewards``). Each
-item is shown in both slot orders with the vote flipped for the swapped one (``--swap_augment``).
+labels (one human vote per prompt), with TRL's ``GRPOTrainer`` and a proper-scoring-rule reward on
+the written probability or distribution (``--reward brier|log``, see ``distjudge_trainer.rewards``).
+A pairwise item is shown in both slot orders with the vote flipped for the swapped one
+(``--swap_augment``).
 Flags: :class:`VerbalizedConfig` plus every ``trl.GRPOConfig`` / ``TrainingArguments`` flag, in
 either spelling, or from ``--config file.yaml`` (command-line flags win).
 """
@@ -27,22 +28,27 @@ def train_grpo(config: VerbalizedConfig, grpo_args: Any) -> Path:
     from distjudge_eval.verbalized import stop_sequences
     from distjudge_trainer.cli import save_run
     from distjudge_trainer.rewards import make_reward_fn
-    from distjudge_trainer.verbal_data import build_prompts, sparse_dataset
+    from distjudge_trainer.verbal_data import build_prompts, sparse_dataset, verbal_label_set
 
     model, tokenizer, docs = prepare(config, grpo_args, "distjudge grpo")
     prompts, gen_kwargs = build_prompts(
         docs, tokenizer, config.max_train_items, config.apply_chat_template,
-        config.swap_augment, config.max_prompt_tokens,
+        bool(config.swap_augment), config.max_prompt_tokens,
     )  # fmt: skip
     rows, dropped = sparse_dataset(prompts, config.label_seed, config.ties)
     if not rows:
         raise UserError("no GRPO prompts left: every drawn vote was a tie (try --ties half)")
     until = stop_sequences(gen_kwargs)
-    logger.info("GRPO on %d prompts (%d tie votes dropped), reward %s, stops %s", len(rows),
-                dropped, config.reward, until)  # fmt: skip
+    if grpo_args.max_completion_length is None:  # the reply budget the harness gives the judge
+        grpo_args.max_completion_length = int(gen_kwargs.get("max_gen_toks") or 256)
+    logger.info("GRPO on %d prompts (%d tie votes dropped), reward %s, stops %s, completions of "
+                "<= %d tokens", len(rows), dropped, config.reward, until,
+                grpo_args.max_completion_length)  # fmt: skip
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=[make_reward_fn(config.reward, until, config.log_clip)],
+        reward_funcs=[
+            make_reward_fn(config.reward, until, config.log_clip, verbal_label_set(docs[0].task))
+        ],
         args=grpo_args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,

@@ -87,15 +87,20 @@ def preflight(config: Any, prog: str) -> None:
         require(["peft"], f"{prog} with LoRA (the default; --use_lora False trains all weights)")
     config.data_dir = check_data_dir(config.data_dir)
     check_tasks(config.task_names(), config.user_paths())
-    if getattr(config, "swap_augment", False):
+    if hasattr(config, "swap_augment") and config.swap_augment is not False:
         twin = config.task + "_swapped"
         try:
             check_tasks([twin], config.user_paths())
+            has_twin = True
         except UserError:
+            has_twin = False
+        if config.swap_augment is None:  # the default: augment when the task can be swapped
+            config.swap_augment = has_twin
+        elif not has_twin:
             raise UserError(
                 f"--swap_augment True needs the task {twin!r} (the same items with A and B "
                 "exchanged); add it, or pass --swap_augment False"
-            ) from None
+            )
 
 
 def make_parser(dataclass_types: Sequence[type], prog: str, doc: str | None) -> Any:

@@ -1,5 +1,6 @@
 """``distjudge sft`` / ``python -m distjudge_trainer.sft``: supervised fine-tuning of a verbalized
-judge on dense probabilistic targets (the reply is the human P(B ≻ A), e.g. ``0.67</prob>``), with
+judge on dense probabilistic targets (the reply is the human P(B ≻ A), e.g. ``0.67</prob>``, or
+the human label distribution, e.g. ``entailment: 0.60, neutral: 0.40, contradiction: 0.00``), with
 TRL's ``SFTTrainer`` (loss on the completion only). Flags: :class:`VerbalizedConfig` plus every
 ``trl.SFTConfig`` / ``TrainingArguments`` flag, in either spelling, or from ``--config file.yaml``
 (command-line flags win).
@@ -24,21 +25,55 @@ def prepare(config: VerbalizedConfig, trl_args: Any, command: str) -> tuple[Any,
     from distjudge_trainer.verbal_data import load_verbal_docs
 
     preflight(config, trl_args, command)
-    docs = load_verbal_docs(config.task, config.swap_augment, config.user_paths(), config.data_dir)
+    docs = load_verbal_docs(
+        config.task, bool(config.swap_augment), config.user_paths(), config.data_dir
+    )
     model, tokenizer = load_model_and_tokenizer(config)
     return model, tokenizer, docs
 
 
 def sft_rows(config: VerbalizedConfig, tokenizer: Any, docs: Any = None) -> list[dict[str, str]]:
-    from distjudge_eval.verbalized import target_text
-    from distjudge_trainer.verbal_data import build_prompts
+    """Prompt / completion pairs: the completion is the human probability written the way the
+    task's prompt asks for it (and the harness parses it); with ``--sft_targets vote``, the one
+    vote per item that GRPO would draw, written with probability 1 (a dropped tie vote drops
+    the prompt, as in GRPO)."""
+    from distjudge_eval.verbalized import distribution_text, target_text
+    from distjudge_trainer.verbal_data import (
+        build_prompts,
+        load_verbal_docs,
+        sparse_dataset,
+        verbal_label_set,
+    )
 
+    if docs is None:
+        docs = load_verbal_docs(
+            config.task, bool(config.swap_augment), config.user_paths(), config.data_dir
+        )
+    label_set = verbal_label_set(docs[0].task)
     prompts, _ = build_prompts(
-        config.task if docs is None else docs, tokenizer, config.max_train_items,
-        config.apply_chat_template, config.swap_augment, config.max_prompt_tokens,
-        config.user_paths(), config.data_dir,
+        docs, tokenizer, config.max_train_items, config.apply_chat_template,
+        bool(config.swap_augment), config.max_prompt_tokens,
     )  # fmt: skip
-    return [{"prompt": vp.prompt, "completion": target_text(vp.prob_b)} for vp in prompts]
+    if config.sft_targets == "dense":
+        targets = [vp.prob_b if label_set is None else vp.p for vp in prompts]
+        rows = [{"prompt": vp.prompt, "target": t} for vp, t in zip(prompts, targets, strict=True)]
+    else:
+        votes, _ = sparse_dataset(prompts, config.label_seed, config.ties)
+        rows = [{"prompt": r["prompt"], "target": _one_hot(r["y"], label_set)} for r in votes]
+    if label_set is None:
+        return [{"prompt": r["prompt"], "completion": target_text(r["target"])} for r in rows]
+    return [
+        {"prompt": r["prompt"], "completion": distribution_text(r["target"], label_set)}
+        for r in rows
+    ]
+
+
+def _one_hot(y: float | int, label_set: Any) -> float | list[float]:
+    """A drawn vote as the target a judge writes: P(B better) = y (pairwise), or the vote's
+    label with probability 1."""
+    if label_set is None:
+        return float(y)
+    return [1.0 if i == int(y) else 0.0 for i in range(len(label_set))]
 
 
 def train_sft(config: VerbalizedConfig, sft_args: Any) -> Path:
@@ -49,8 +84,8 @@ def train_sft(config: VerbalizedConfig, sft_args: Any) -> Path:
 
     model, tokenizer, docs = prepare(config, sft_args, "distjudge sft")
     rows = sft_rows(config, tokenizer, docs)
-    logger.info("SFT on %d prompts of %s (swap augmentation: %s)", len(rows), config.task,
-                config.swap_augment)  # fmt: skip
+    logger.info("SFT on %d prompts of %s (targets: %s, swap augmentation: %s)", len(rows),
+                config.task, config.sft_targets, config.swap_augment)  # fmt: skip
     trainer = SFTTrainer(
         model=model,
         args=sft_args,
@@ -89,7 +124,8 @@ def run_cli(
         early_checks(args, VerbalizedConfig, prog)
         config, train_args = parse_verbal(args, prog, doc, trl_config)
         out = train_fn(config, train_args)
-        print(eval_hint(config, out, f"{config.task},{config.task}_swapped"))
+        tasks = f"{config.task},{config.task}_swapped" if config.swap_augment else config.task
+        print(eval_hint(config, out, tasks))
         return 0
 
     return run_main(prog, body)

@@ -53,6 +53,10 @@ class DistJudgeGRPOConfig(VerbalDefaults, GRPOConfig):
         default=4, metadata={"help": "completions sampled per prompt (the GRPO group)"}
     )
     max_completion_length: int | None = field(
-        default=8, metadata={"help": 'tokens per completion ("0.73</prob>" is 5-6 tokens)'}
+        default=None,
+        metadata={
+            "help": "tokens per completion (default: the task's max_gen_toks, the budget the "
+            'harness gives the reply: 8 for "0.73</prob>", 32 for an NLI distribution)'
+        },
     )
     logging_steps: float = field(default=5, metadata={"help": "log every N steps"})

@@ -1,12 +1,16 @@
-"""Prompts for verbalized pairwise judges, from the same lm-eval tasks the harness scores.
+"""Prompts for verbalized judges, from the same lm-eval tasks the harness scores.
 
-Each train-split item gives its prompt exactly as lm-eval builds it (generation prefix
-``<prob>`` included) in the original slot order and, with swap augmentation, in the swapped
-order from the task's ``_swapped`` twin. Targets:
+Each train-split item gives its prompt exactly as lm-eval builds it (generation prefix included).
+Two kinds of verbalized task, told apart by the task's reading of the reply:
 
-* SFT (dense): the human P(B ≻ A) (ties count half), written as the judge should write it;
-* GRPO (sparse): one human vote per item, drawn with a fixed seed: y = 1 if B won, 0 if A won;
-  a tie vote is dropped (counted) or, with ``ties=half``, y = 0.5. The swapped prompt gets 1 − y.
+* pairwise (``process_results_binary``: the judge writes ``<prob>P(B better)</prob>``), in the
+  original slot order and, with swap augmentation, in the swapped order from the task's
+  ``_swapped`` twin. SFT target: the human P(B ≻ A) (ties count half). GRPO: one human vote
+  per item, drawn with a fixed seed: y = 1 if B won, 0 if A won; a tie vote is dropped
+  (counted) or, with ``ties=half``, y = 0.5. The swapped prompt gets 1 − y.
+* label tasks (e.g. ``distjudge_snli_verbalized``: the judge writes ``label: x`` for every
+  label). SFT target: the human p written in the form the prompt asks for. GRPO: one human vote
+  per item, drawn with a fixed seed: y = the index of its label.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from distjudge_eval.errors import UserError
+from distjudge_eval.labels import LabelSet
 from distjudge_eval.pairwise import binary_target
 from distjudge_eval.position_bias import SWAPPED
 from distjudge_eval.seeding import stable_hash
@@ -30,10 +35,21 @@ logger = logging.getLogger("distjudge")
 @dataclass
 class VerbalPrompt:
     prompt: str
-    prob_b: float  # dense human target P(B better) in this prompt's slot order
-    votes: list[int]  # (A, B, tie) vote counts in this prompt's slot order
+    prob_b: float | None  # pairwise: human P(B better) in this prompt's slot order; else None
+    votes: list[int]  # vote counts per label ((A, B, tie) in this prompt's slot order)
     item_id: str
     swapped: bool
+    p: list[float] | None = None  # label tasks: the human distribution over the labels
+
+
+def verbal_label_set(task: Any) -> LabelSet | None:
+    """None for a pairwise task read as one ``<prob>`` (its own ``process_results_binary``);
+    otherwise the labels the judge writes a distribution over."""
+    own = getattr(task, "_own_process_results", None)
+    binary = "distjudge_eval.verbalized.process_results_binary"
+    if own is not None and f"{own.__module__}.{own.__qualname__}" == binary:
+        return None
+    return task.label_set
 
 
 def load_verbal_docs(
@@ -42,8 +58,8 @@ def load_verbal_docs(
     user_paths: Sequence[str] = (),
     data_dir: str | None = None,
 ) -> list[TaskDocs]:
-    """The verbalized task (and its ``_swapped`` twin) with every train doc's p and votes
-    checked; needs no tokenizer, so data mistakes fail before a model loads."""
+    """The verbalized task (and, pairwise, its ``_swapped`` twin) with every train doc's p and
+    votes checked; needs no tokenizer, so data mistakes fail before a model loads."""
     names = [task_name] + ([task_name + SWAPPED] if swap_augment else [])
     loaded = []
     for name in names:
@@ -56,21 +72,27 @@ def load_verbal_docs(
         docs = list(task.training_docs() or [])
         if not docs:
             raise UserError(f"{name}: no train-split items to train on")
+        label_set = verbal_label_set(task)
+        n = 3 if label_set is None else len(label_set)
         for doc in docs:
             item = f"{name}/{doc.get('id')}"
-            if len(doc.get("p") or []) != 3:
-                raise UserError(f"{name}: expected a pairwise (A, B, tie) task (item {item})")
-            check_p(doc.get("p"), 3, item)
-            check_votes(doc.get("votes"), item)
+            if len(doc.get("p") or []) != n:
+                what = "a pairwise (A, B, tie)" if label_set is None else f"a {n}-label"
+                raise UserError(f"{name}: expected {what} distribution p (item {item})")
+            check_p(doc.get("p"), n, item)
+            check_votes(doc.get("votes"), item, label_set)
         loaded.append(TaskDocs(name, task, docs))
     return loaded
 
 
-def check_votes(votes: Any, item: str) -> None:
-    """GRPO draws one vote per item: (A, B, tie) counts, non-negative, at least one vote."""
+def check_votes(votes: Any, item: str, label_set: LabelSet | None = None) -> None:
+    """GRPO draws one vote per item: counts per label ((A, B, tie) for a pairwise task),
+    non-negative, at least one vote."""
+    n = 3 if label_set is None else len(label_set)
+    names = "(A, B, tie)" if label_set is None else f"({', '.join(label_set.labels)})"
     arr = np.asarray(votes if votes is not None else [], dtype=np.float64)
-    if arr.shape != (3,) or not np.isfinite(arr).all() or (arr < 0).any() or arr.sum() <= 0:
-        raise UserError(f"item {item}: votes = {arr.tolist()} are not (A, B, tie) vote counts")
+    if arr.shape != (n,) or not np.isfinite(arr).all() or (arr < 0).any() or arr.sum() <= 0:
+        raise UserError(f"item {item}: votes = {arr.tolist()} are not {names} vote counts")
 
 
 def task_prompts(td: TaskDocs, tokenizer: Any, chat: bool) -> list:
@@ -114,6 +136,7 @@ def build_prompts(
     gen_kwargs: dict[str, Any] = {}
     too_long: set[str] = set()
     for td in source:
+        pairwise = verbal_label_set(td.task) is None
         for doc, prompt, kwargs in task_prompts(td, tokenizer, apply_chat_template):
             if max_prompt_tokens is not None and len(tokenizer.encode(prompt)) > max_prompt_tokens:
                 too_long.add(str(doc["id"]))
@@ -121,10 +144,11 @@ def build_prompts(
             prompts.append(
                 VerbalPrompt(
                     prompt=prompt,
-                    prob_b=binary_target(doc["p"])[1],
+                    prob_b=binary_target(doc["p"])[1] if pairwise else None,
                     votes=list(doc["votes"]),
                     item_id=str(doc["id"]),
                     swapped=td.name.endswith(SWAPPED),
+                    p=None if pairwise else [float(x) for x in doc["p"]],
                 )
             )
             gen_kwargs = dict(kwargs)
@@ -153,15 +177,27 @@ def sparse_label(votes: list[int], item_id: str, seed: int, ties: str) -> float 
     return float(vote)
 
 
+def sparse_vote(votes: list[int], item_id: str, seed: int) -> int:
+    """One vote drawn from a label task's item (fixed per item and seed): its label index."""
+    rng = np.random.default_rng(stable_hash(seed, item_id))
+    counts = np.asarray(votes, dtype=np.float64)
+    return int(rng.choice(len(counts), p=counts / counts.sum()))
+
+
 def sparse_dataset(
     prompts: list[VerbalPrompt], seed: int, ties: str
 ) -> tuple[list[dict[str, Any]], int]:
-    """GRPO rows {prompt, y}; the swapped prompt of an item gets the same vote, flipped.
+    """GRPO rows {prompt, y, id}. Pairwise: y = 1 if B won (the swapped prompt of an item gets
+    the same vote, flipped); label tasks: y = the drawn label's index (``ties`` unused).
 
     Returns the rows and the number of prompts dropped because their vote was a tie.
     """
     rows, dropped = [], 0
     for vp in prompts:
+        if vp.prob_b is None:
+            rows.append({"prompt": vp.prompt, "y": sparse_vote(vp.votes, vp.item_id, seed),
+                         "id": vp.item_id})  # fmt: skip
+            continue
         # draw in the canonical order so both orders of an item see the same vote
         canonical = [vp.votes[1], vp.votes[0], vp.votes[2]] if vp.swapped else vp.votes
         y = sparse_label(canonical, vp.item_id, seed, ties)
