@@ -253,7 +253,8 @@ def mnli(lines: list[str]) -> None:
     for name, label in (
         ("single_point", "single-point"),
         ("no_adversary", "w/o adversary"),
-        ("full", "full"),
+        ("eps0.1", "adversary ε=0.1"),
+        ("full", "full (ε=0.25)"),
     ):
         runs = runs_of(name)
         if not runs:

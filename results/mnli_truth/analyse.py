@@ -29,6 +29,14 @@ from distjudge_eval.worst_case import worst_case_kl
 
 TRUTH, FIVE = "distjudge_chaosnli_mnli", "distjudge_chaosnli_mnli_5vote"
 METHODS = ["single_point", "no_adversary", "eps0.1", "full"]
+# method pairs tested per seed and pooled (Δ = first − second): the adversary's radius, then
+# distribution training against single-point
+PAIRS = [
+    ("full", "no_adversary"),
+    ("eps0.1", "no_adversary"),
+    ("full", "eps0.1"),
+    ("no_adversary", "single_point"),
+]
 LABELS = {
     "prior": "prior (reads nothing; mean 5-vote p of the train split)",
     "prior100": "prior from the train split's 100-vote p (knows more than any judge here)",
@@ -169,11 +177,7 @@ def main(out: Path, data_dir: str | None = None) -> None:
             for seed, run in enumerate(judges[name]):
                 res = paired_test(judges["prior"][0][metric], run[metric], seed=seed)
                 tests.append({"judge": name, "ref": "prior", "metric": metric, "seed": seed, **res})
-    for a, b in (
-        ("full", "no_adversary"),
-        ("eps0.1", "no_adversary"),
-        ("no_adversary", "single_point"),
-    ):
+    for a, b in PAIRS:
         for metric in ("kl100", "kl5", "worst100"):
             for seed, (ra, rb) in enumerate(zip(judges.get(a, []), judges.get(b, []))):
                 res = paired_test(rb[metric], ra[metric], seed=seed)
@@ -185,7 +189,7 @@ def main(out: Path, data_dir: str | None = None) -> None:
         for metric, values in arrays.items():
             res = paired_test(judges["prior"][0][metric], values, seed=99)
             tests.append({"judge": name, "ref": "prior", "metric": metric, "seed": "pooled", **res})
-    for a, b in (("full", "no_adversary"), ("no_adversary", "single_point")):
+    for a, b in PAIRS:
         if a in pooled and b in pooled:
             for metric in ("kl100", "kl5", "worst100"):
                 res = paired_test(pooled[b][metric], pooled[a][metric], seed=99)
