@@ -38,6 +38,7 @@ def train_grpo(config: VerbalizedConfig, grpo_args: Any) -> Path:
     rows, dropped = sparse_dataset(prompts, config.label_seed, config.ties)
     if not rows:
         raise UserError("no GRPO prompts left: every drawn vote was a tie (try --ties half)")
+    check_prompt_count(len(rows), grpo_args)
     until = stop_sequences(gen_kwargs)
     if grpo_args.max_completion_length is None:  # the reply budget the harness gives the judge
         grpo_args.max_completion_length = int(gen_kwargs.get("max_gen_toks") or 256)
@@ -55,6 +56,23 @@ def train_grpo(config: VerbalizedConfig, grpo_args: Any) -> Path:
     )
     trainer.train(resume_from_checkpoint=grpo_args.resume_from_checkpoint)
     return save_run(trainer, tokenizer, config, grpo_args)
+
+
+def check_prompt_count(n_prompts: int, grpo_args: Any) -> None:
+    """TRL samples whole generation batches of distinct prompts and drops the rest of an epoch:
+    with fewer prompts than one batch it would train zero steps and save an untouched adapter."""
+    per_batch = grpo_args.generation_batch_size // grpo_args.num_generations
+    if n_prompts < per_batch:
+        raise UserError(
+            f"GRPO has {n_prompts} prompts but one generation batch takes {per_batch} "
+            f"(generation_batch_size {grpo_args.generation_batch_size} / num_generations "
+            f"{grpo_args.num_generations}): add items (--max_train_items) or lower "
+            "--per_device_train_batch_size"
+        )
+    if n_prompts % per_batch:
+        logger.warning("GRPO: each epoch leaves out %d of %d prompts (TRL samples whole "
+                       "generation batches of %d)", n_prompts % per_batch, n_prompts,
+                       per_batch)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

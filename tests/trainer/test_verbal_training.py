@@ -118,6 +118,19 @@ def test_label_task_votes_are_fixed_draws_of_a_label() -> None:
     assert rows == [{"prompt": "nli", "y": 2, "id": "n1"}] and dropped == 0
 
 
+def test_grpo_with_fewer_prompts_than_a_generation_batch_is_an_error(caplog) -> None:
+    """TRL would train zero steps and save an untouched adapter."""
+    from types import SimpleNamespace
+
+    from distjudge_trainer.grpo import check_prompt_count
+
+    args = SimpleNamespace(generation_batch_size=8, num_generations=4)  # 2 prompts per batch
+    with pytest.raises(UserError, match="--max_train_items"):
+        check_prompt_count(1, args)
+    check_prompt_count(3, args)
+    assert "leaves out 1 of 3 prompts" in caplog.text
+
+
 @pytest.fixture(scope="module")
 def tokenizer(embedded_tokenizer):
     return embedded_tokenizer
@@ -148,6 +161,17 @@ def test_training_prompts_are_the_harness_prompts(tokenizer, data_dir: Path, mon
         "distjudge_mtbench_verbalized", tokenizer, max_items=1, apply_chat_template=True
     )
     assert chat[0].prompt.rstrip().endswith("<prob>") and "<|im_start|>assistant" in chat[0].prompt
+    # SFT rows (pairwise): both orders, the completion is P(B better) as the harness reads it
+    from distjudge_eval.verbalized import parse_probability
+    from distjudge_trainer.config import VerbalizedConfig
+    from distjudge_trainer.sft import sft_rows
+
+    config = VerbalizedConfig(max_train_items=3, swap_augment=True)
+    rows = sft_rows(config, tokenizer)
+    assert [r["prompt"] for r in rows] == [vp.prompt for vp in prompts]
+    for row, vp in zip(rows, prompts, strict=True):
+        assert row["completion"].endswith("</prob>")
+        assert parse_probability(row["completion"]) == pytest.approx(vp.prob_b, abs=0.005)
 
 
 def test_label_task_prompts_targets_and_swap_default(
@@ -195,7 +219,7 @@ def test_label_task_prompts_targets_and_swap_default(
 @pytest.mark.parametrize(
     ("method", "task"),
     [
-        ("sft", "distjudge_mtbench_verbalized"),
+        # pairwise SFT rows are checked above without a model; GRPO covers the pairwise run
         ("grpo", "distjudge_mtbench_verbalized"),
         ("sft", "distjudge_snli_verbalized"),
         ("grpo", "distjudge_snli_verbalized"),
@@ -207,7 +231,9 @@ def test_sft_and_grpo_train_and_the_harness_scores_the_adapter(
     env = {**os.environ, "DISTJUDGE_DATA_DIR": str(data_dir)}
     out = tmp_path / method
     cmd = [sys.executable, "-m", "distjudge_eval.cli", method, "--output_dir", str(out)]
-    cmd += ["--task", task, "--max_train_items", "1", "--max_prompt_tokens", "250"]
+    # one GRPO step takes 4 / 2 = 2 distinct prompts: MT-Bench's 1 item in 2 orders, or 2 items
+    items = "2" if method == "grpo" and "snli" in task else "1"
+    cmd += ["--task", task, "--max_train_items", items, "--max_prompt_tokens", "250"]
     cmd += ["--max_steps", "1", "--learning_rate", "1e-3", "--logging_steps", "1"]
     if method == "grpo":
         # MT-Bench: the one short prompt's drawn vote is a tie: --ties half keeps it (target 0.5)
