@@ -312,6 +312,34 @@ def expected_calibration_error(
     return float(total / conf.size)
 
 
+def score_rows(
+    p_rows: Sequence[Sequence[float]], log_q: Sequence[Sequence[float]], delta: float = 0.25
+) -> dict[str, Any]:
+    """Per-item ``kl``, certified worst-case KL within δ (``worst``), plurality accuracy
+    (``acc``) and confidence max q (``conf``) of q = exp(log_q) against rows of p, and the
+    ``ece`` of the set: what an analysis of stored scores reports per judge, in one place.
+
+    Rows may have different label counts (SummEval 5, NLI 3): the worst case is solved per
+    label count, each group in one vectorised call.
+    """
+    p_rows = [np.asarray(p, dtype=np.float64) for p in p_rows]
+    log_q = [np.asarray(lq, dtype=np.float64) for lq in log_q]
+    kl = np.array([kl_divergence(p, lq) for p, lq in zip(p_rows, log_q, strict=True)])
+    worst = np.empty(len(p_rows))
+    for k in {len(p) for p in p_rows}:
+        idx = [i for i, p in enumerate(p_rows) if len(p) == k]
+        ps = np.stack([p_rows[i] for i in idx])
+        lqs = np.stack([log_q[i] for i in idx])
+        worst[idx] = worst_case_kl(ps, lqs, delta).value
+    q = [np.exp(lq) for lq in log_q]
+    acc = np.array([plurality_accuracy(p, qi) for p, qi in zip(p_rows, q)])
+    conf = np.array([float(qi.max()) for qi in q])
+    ece = expected_calibration_error(
+        [{"confidence": float(c), "correct": float(a)} for c, a in zip(conf, acc)]
+    )
+    return {"kl": kl, "worst": worst, "acc": acc, "conf": conf, "ece": ece}
+
+
 CUSTOM_AGGREGATIONS: dict[str, Any] = {
     "ece": expected_calibration_error,
     "count": count_items,

@@ -26,14 +26,12 @@ import numpy as np
 from distjudge_eval.compare import bootstrap_ci
 from distjudge_eval.metrics import (
     expected_calibration_error,
-    kl_divergence,
     log_softmax,
-    plurality_accuracy,
+    score_rows,
     scores_from_results,
 )
 from distjudge_eval.runs import read_run
 from distjudge_eval.temperature import fit_from_samples
-from distjudge_eval.worst_case import worst_case_kl
 
 RESULTS = Path(__file__).resolve().parent
 SEED = 0
@@ -59,23 +57,6 @@ def stored(folder: Path, tasks: list[str]) -> dict[tuple[str, str], tuple[np.nda
             p = np.asarray(row["doc"]["p"], dtype=float)
             out[(task, str(row["doc"]["id"]))] = (p, scores_from_results(row["filtered_resps"]))
     return out
-
-
-def item_values(
-    p_rows: list[np.ndarray], log_q: list[np.ndarray]
-) -> dict[str, np.ndarray | list[dict]]:
-    """Per-item KL, worst-case KL (δ = 0.25), accuracy and ECE inputs; label counts may differ
-    between tasks (SummEval 5, NLI 3), so the worst case is solved per label count."""
-    kl = np.array([kl_divergence(p, lq) for p, lq in zip(p_rows, log_q)])
-    worst = np.empty(len(p_rows))
-    for k in {len(p) for p in p_rows}:
-        idx = [i for i, p in enumerate(p_rows) if len(p) == k]
-        ps = np.stack([p_rows[i] for i in idx])
-        lqs = np.stack([log_q[i] for i in idx])
-        worst[idx] = worst_case_kl(ps, lqs, 0.25).value
-    acc = np.array([plurality_accuracy(p, np.exp(lq)) for p, lq in zip(p_rows, log_q)])
-    conf = np.array([float(np.exp(lq).max()) for lq in log_q])
-    return {"kl": kl, "worst": worst, "acc": acc, "conf": conf}
 
 
 def ece_of(conf: np.ndarray, acc: np.ndarray) -> float:
@@ -105,9 +86,9 @@ def judge_row(
     per_seed5, per_seed100 = [], []
     for run, t in zip(runs, temps):
         log_q = [log_softmax(np.asarray(run[k][1], dtype=float) / t) for k in keys]
-        per_seed5.append(item_values([run[k][0] for k in keys], log_q))
+        per_seed5.append(score_rows([run[k][0] for k in keys], log_q))
         if truth is not None:
-            per_seed100.append(item_values([truth[k[1]] for k in keys], log_q))
+            per_seed100.append(score_rows([truth[k[1]] for k in keys], log_q))
     pooled5 = {m: np.mean([s[m] for s in per_seed5], axis=0) for m in per_seed5[0]}
     row = {"kl5": cell(pooled5["kl"])}
     main = pooled5

@@ -17,15 +17,12 @@ import numpy as np
 from distjudge_eval.baselines import prior_distribution
 from distjudge_eval.compare import paired_test
 from distjudge_eval.metrics import (
-    expected_calibration_error,
-    kl_divergence,
     log_softmax,
-    plurality_accuracy,
+    score_rows,
     scores_from_results,
 )
 from distjudge_eval.runs import read_run
 from distjudge_eval.temperature import fit_from_samples
-from distjudge_eval.worst_case import worst_case_kl
 
 TRUTH, FIVE = "distjudge_chaosnli_mnli", "distjudge_chaosnli_mnli_5vote"
 METHODS = ["single_point", "no_adversary", "eps0.1", "full"]
@@ -73,27 +70,12 @@ def load_docs(data_dir: str | None) -> tuple[dict, dict, np.ndarray, int]:
     return truth, five, (prior, prior100), groups
 
 
-def against(p_rows: np.ndarray, log_q: np.ndarray) -> dict:
-    """KL, certified worst-case KL at δ = 0.25 (one vectorised solve), plurality accuracy
-    and ECE of q = exp(log_q) against the rows of p, with the package's metric functions."""
-    q = np.exp(log_q)
-    acc = np.array([plurality_accuracy(p, qi) for p, qi in zip(p_rows, q)])
-    return {
-        "kl": np.array([kl_divergence(p, lq) for p, lq in zip(p_rows, log_q)]),
-        "worst": worst_case_kl(p_rows, log_q, 0.25).value,
-        "acc": acc,
-        "ece": expected_calibration_error(
-            [{"confidence": float(qi.max()), "correct": float(c)} for qi, c in zip(q, acc)]
-        ),
-    }
-
-
 def per_item(scores_by_id: dict, truth: dict, five: dict, temperature: float) -> dict:
     """Per-item metric arrays (in sorted id order) against both p's."""
     ids = sorted(truth)
     log_q = np.stack([log_softmax(np.asarray(scores_by_id[i]) / temperature) for i in ids])
-    hundred = against(np.array([truth[i]["p"] for i in ids]), log_q)
-    original = against(np.array([five[i]["p"] for i in ids]), log_q)
+    hundred = score_rows(np.array([truth[i]["p"] for i in ids]), log_q)
+    original = score_rows(np.array([five[i]["p"] for i in ids]), log_q)
     return {
         "kl5": original["kl"],
         "kl100": hundred["kl"],

@@ -256,3 +256,30 @@ def test_p_that_is_not_a_distribution_is_refused(p: list[float]) -> None:
 
     with pytest.raises(UserError, match=r"item x: p = .* is not a probability distribution"):
         process_results({"p": p, "id": "x"}, [(-1.0, False), (-2.0, False)])
+
+
+def test_score_rows_matches_independent_per_item_values_with_mixed_label_counts() -> None:
+    """The one rescoring function the results scripts share: KL against scipy, the worst case
+    against a solve per row, accuracy and ECE against hand loops, on 3- and 5-label rows."""
+    from distjudge_eval.worst_case import worst_case_kl
+
+    rng = np.random.default_rng(4)
+    p_rows = [rng.dirichlet(np.ones(k)) for k in (3, 5, 3, 5, 3)]
+    p_rows[0] = np.array([0.6, 0.4, 0.0])  # a zero in p and a tie-free plurality
+    logits = [rng.normal(size=len(p)) * 2 for p in p_rows]
+    log_q = [lq - np.log(np.exp(lq).sum()) for lq in logits]
+    out = M.score_rows(p_rows, log_q, delta=0.2)
+    q = [np.exp(lq) for lq in log_q]
+    assert out["kl"] == pytest.approx([scipy_entropy(p, qi) for p, qi in zip(p_rows, q)])
+    single = [worst_case_kl(p[None], lq[None], 0.2).value[0] for p, lq in zip(p_rows, log_q)]
+    assert out["worst"] == pytest.approx(single, abs=1e-9)
+    hits = [float(np.argmax(qi) == np.argmax(p)) for p, qi in zip(p_rows, q)]
+    assert out["acc"].tolist() == hits and out["conf"] == pytest.approx([qi.max() for qi in q])
+    bins: dict[int, list[int]] = {}
+    for i, c in enumerate(out["conf"]):
+        bins.setdefault(min(int(c * 15), 14), []).append(i)
+    ece = sum(
+        len(ix) * abs(np.mean([hits[i] for i in ix]) - np.mean([out["conf"][i] for i in ix]))
+        for ix in bins.values()
+    ) / len(hits)
+    assert out["ece"] == pytest.approx(ece)

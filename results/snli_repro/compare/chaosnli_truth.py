@@ -21,14 +21,11 @@ import numpy as np
 
 from distjudge_eval.compare import paired_test
 from distjudge_eval.metrics import (
-    expected_calibration_error,
-    kl_divergence,
     log_softmax,
-    plurality_accuracy,
+    score_rows,
     scores_from_results,
 )
 from distjudge_eval.runs import read_run
-from distjudge_eval.worst_case import worst_case_kl
 
 HERE = Path(__file__).resolve().parent
 EVAL = HERE.parent / "eval"
@@ -87,18 +84,6 @@ def scored(
     return out
 
 
-def metrics(p_rows: np.ndarray, log_q: np.ndarray) -> dict[str, np.ndarray | float]:
-    q = np.exp(log_q)
-    acc = np.array([plurality_accuracy(p, qi) for p, qi in zip(p_rows, q)])
-    conf = [{"confidence": float(qi.max()), "correct": float(c)} for qi, c in zip(q, acc)]
-    return {
-        "kl": np.array([kl_divergence(p, lq) for p, lq in zip(p_rows, log_q)]),
-        "worst": worst_case_kl(p_rows, log_q, 0.25).value,
-        "acc": acc,
-        "ece": expected_calibration_error(conf),
-    }
-
-
 TABLE_HEAD = [
     "| judge | KL vs 5-vote p↓ | KL vs 100-vote p↓ | Δ vs prior (100-vote) | p |"
     " worst KL δ=0.25 (100)↓ | ECE (100)↓ | acc (100-vote plurality)↑ |",
@@ -111,7 +96,7 @@ def table_row(
 ) -> tuple[str, dict]:
     """One judge's line of a table (and its record): metrics against both p's, and the paired
     test of its KL against the prior's on the same items ("—" for the prior itself)."""
-    five, hundred = metrics(p5, log_q), metrics(p100, log_q)
+    five, hundred = score_rows(p5, log_q), score_rows(p100, log_q)
     if np.array_equal(hundred["kl"], prior_kl100):
         delta, pcell = "—", "—"
     else:
@@ -156,7 +141,7 @@ def main() -> None:
         log_q = np.stack([run[i][1] for i in ids])
         p5 = np.array([run[i][0] for i in ids])
         if prior_kl100 is None:  # the first judge is the prior
-            prior_kl100 = metrics(p100, log_q)["kl"]
+            prior_kl100 = score_rows(p100, log_q)["kl"]
         line, row = table_row(label, p5, p100, log_q, prior_kl100)
         lines.append(line)
         record.append(row)
@@ -192,7 +177,7 @@ def all_test_items(docs: dict[str, dict], train_ids: set[str]) -> list[str]:
         *TABLE_HEAD,
     ]
     prior_q = np.tile(prior_log_q, (len(ids), 1))
-    prior_kl100 = metrics(p100, prior_q)["kl"]
+    prior_kl100 = score_rows(p100, prior_q)["kl"]
     judges = [("prior (reads nothing)", prior_q)]
     judges += [(label, np.stack([runs[(f, t)][i][1] for i in ids])) for f, label, t in ALL_ITEMS]
     for label, log_q in judges:
