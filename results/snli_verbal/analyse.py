@@ -29,6 +29,7 @@ NAMES = {
     "grpo": "SFT on one vote + GRPO (Brier, same votes)",
 }
 PAIRS = [("sft_dense", "sft_vote"), ("grpo", "sft_vote"), ("sft_dense", "grpo")]
+SHORT = {"raw": "raw", "sft_dense": "SFT dense", "sft_vote": "SFT one vote", "grpo": "+ GRPO"}
 
 
 def replies(run) -> tuple[list[int], list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -119,7 +120,7 @@ def plot(data: dict, p: np.ndarray, path: Path) -> None:
             if r == 0:
                 ax.set_title(label)
             if c == 0:
-                ax.set_ylabel(f"{NAMES[j][:24]}\n(items)", fontsize=8)
+                ax.set_ylabel(f"{SHORT[j]}\n(items)", fontsize=8)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("SNLI verbalized: written probabilities vs human p (first test items)")
     fig.tight_layout()
