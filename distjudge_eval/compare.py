@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 from distjudge_eval.distributions import DELTAS
-from distjudge_eval.metrics import delta_metric_name, expected_calibration_error
+from distjudge_eval.metrics import expected_calibration_error, worst_metric_name
 from distjudge_eval.position_bias import ORDER_AVG, POSITION_METRICS, add_order_averaged
 from distjudge_eval.runs import Run, read_run
 from distjudge_eval.seeding import stable_hash
@@ -123,12 +123,15 @@ def compare(runs: list[Run]) -> Report:
         md.write(f"| {run.name} | " + " | ".join(cells) + " |\n")
     md.write("\nItems per task: " + ", ".join(f"{t} {len(shared_ids(runs, t))}" for t in tasks))
 
-    md.write("\n\n## δ-robustness: KL(p̃‖q) under δ-perturbations of p, mean over tasks\n\n")
+    md.write(
+        "\n\n## δ-robustness: certified worst-case KL, max KL(p̃‖q) over p̃ in the simplex "
+        "within L2 distance δ of p (`kl_worst_δ`), mean over tasks\n\n"
+    )
     md.write("| run | δ=0 | " + " | ".join(f"δ={d:.2f}" for d in DELTAS) + " |\n")
     md.write("|---|---:|" + "---:|" * len(DELTAS) + "\n")
     for run in runs:
         cells = []
-        for metric in ("kl", *(delta_metric_name(d) for d in DELTAS)):
+        for metric in ("kl", *(worst_metric_name(d) for d in DELTAS)):
             per_task = [metric_array(run, t, metric, shared_ids(runs, t)).mean() for t in tasks]
             cells.append(f"{np.mean(per_task):.3f}")
             rows.append(
