@@ -55,17 +55,15 @@ def sft_rows(config: VerbalizedConfig, tokenizer: Any, docs: Any = None) -> list
         bool(config.swap_augment), config.max_prompt_tokens,
     )  # fmt: skip
     if config.sft_targets == "dense":
-        targets = [vp.prob_b if label_set is None else vp.p for vp in prompts]
-        rows = [{"prompt": vp.prompt, "target": t} for vp, t in zip(prompts, targets, strict=True)]
+        targets = [(vp.prompt, vp.prob_b if label_set is None else vp.p) for vp in prompts]
     else:
         votes, _ = sparse_dataset(prompts, config.label_seed, config.ties)
-        rows = [{"prompt": r["prompt"], "target": _one_hot(r["y"], label_set)} for r in votes]
-    if label_set is None:
-        return [{"prompt": r["prompt"], "completion": target_text(r["target"])} for r in rows]
-    return [
-        {"prompt": r["prompt"], "completion": distribution_text(r["target"], label_set)}
-        for r in rows
-    ]
+        targets = [(r["prompt"], _one_hot(r["y"], label_set)) for r in votes]
+
+    def write(target: Any) -> str:
+        return target_text(target) if label_set is None else distribution_text(target, label_set)
+
+    return [{"prompt": prompt, "completion": write(t)} for prompt, t in targets]
 
 
 def _one_hot(y: float | int, label_set: Any) -> float | list[float]:

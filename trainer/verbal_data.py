@@ -169,16 +169,14 @@ def sparse_label(votes: list[int], item_id: str, seed: int, ties: str) -> float 
     """One vote drawn from the item's votes (fixed per item and seed): 1 = B won, 0 = A won."""
     if ties not in ("drop", "half"):
         raise ValueError(f"ties must be drop or half, got {ties!r}")
-    rng = np.random.default_rng(stable_hash(seed, item_id))
-    counts = np.asarray(votes, dtype=np.float64)
-    vote = int(rng.choice(3, p=counts / counts.sum()))
+    vote = sparse_vote(votes, item_id, seed)  # (A, B, tie): index 2 is a tie
     if vote == 2:
         return None if ties == "drop" else 0.5
     return float(vote)
 
 
 def sparse_vote(votes: list[int], item_id: str, seed: int) -> int:
-    """One vote drawn from a label task's item (fixed per item and seed): its label index."""
+    """One vote drawn from an item's vote counts (fixed per item and seed): its label index."""
     rng = np.random.default_rng(stable_hash(seed, item_id))
     counts = np.asarray(votes, dtype=np.float64)
     return int(rng.choice(len(counts), p=counts / counts.sum()))
