@@ -60,16 +60,20 @@ def machine_name() -> str:
     return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
-def build_model(shape: str, folder: Path, dtype: str) -> int:
-    """A random-weight Llama of ``shape`` with the embedded judge's tokenizer, saved to
-    ``folder`` (so both lm-eval backends and the trainer load it by path)."""
+def build_model(shape: str, folder: Path, dtype: str, tokenizer_dir: Path | None = None) -> int:
+    """A random-weight Llama of ``shape`` with the embedded judge's tokenizer (or the one saved in
+    ``tokenizer_dir``: a few MB, where the 98 MB GGUF file cannot travel), saved to ``folder``
+    (so both lm-eval backends and the trainer load it by path)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from distjudge_eval.embedded import embedded_weights
 
-    tok_dir, gguf = embedded_weights()
-    tokenizer = AutoTokenizer.from_pretrained(tok_dir, **({"gguf_file": gguf} if gguf else {}))
+    if tokenizer_dir is not None:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    else:
+        tok_dir, gguf = embedded_weights()
+        tokenizer = AutoTokenizer.from_pretrained(tok_dir, **({"gguf_file": gguf} if gguf else {}))
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         max_position_embeddings=8192,
@@ -211,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data_dir", type=Path, default=os.environ.get("DISTJUDGE_DATA_DIR"))
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench")
     parser.add_argument("--skip_train", action="store_true")
+    parser.add_argument(
+        "--tokenizer", type=Path, default=None, help="a saved tokenizer folder to borrow instead"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -221,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_name()
     with tempfile.TemporaryDirectory(prefix="gpu_check_model_") as tmp:
         folder = Path(tmp)
-        n_params = build_model(args.shape, folder, dtype)
+        n_params = build_model(args.shape, folder, dtype, args.tokenizer)
         print(f"{machine}: random {args.shape} Llama, {n_params / 1e9:.2f}B parameters, {dtype}")
         readout = bench_readout(folder, dtype, args)
         print(
