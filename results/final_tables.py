@@ -194,10 +194,15 @@ def mtbench(lines: list[str]) -> None:
 
 
 def mnli(lines: list[str]) -> None:
+    mnli_table(lines, "mnli_truth", "100 train items")
+    mnli_table(lines, "more_data/mnli", "all 1,271 train items (one H200)")
+
+
+def mnli_table(lines: list[str], folder: str, trained_on: str) -> None:
     analyse = load_module(RESULTS / "mnli_truth/analyse.py", "mnli_analyse")
     truth_docs, five_docs, _, groups = analyse.load_docs(None)
     truth = {i: np.asarray(d["p"], dtype=float) for i, d in truth_docs.items()}
-    out = RESULTS / "mnli_truth"
+    out = RESULTS / folder
     keys = sorted(("t", i) for i in truth)
     five = {("t", i): (np.asarray(five_docs[i]["p"], dtype=float)) for i in truth}
     # the prior: mean 5-vote p of the train split, as analyse.py computed and stored it
@@ -252,8 +257,8 @@ def mnli(lines: list[str]) -> None:
                 )
             )
     lines += render(
-        "MNLI, ChaosNLI items (`mnli_truth/`)",
-        f"All {len(keys)} test items ({groups} premises); trained on 5-vote p of 100 train items, "
+        f"MNLI, ChaosNLI items (`{folder}/`)",
+        f"All {len(keys)} test items ({groups} premises); trained on 5-vote p of {trained_on}, "
         "2 epochs; temperatures fitted on each judge's train-item scores. Several seeds: per-item "
         "values averaged over seeds, intervals over items; ECE as mean ± sd over seeds.",
         rows,

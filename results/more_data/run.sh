@@ -5,16 +5,16 @@
 #   mnli/: ChaosNLI-MNLI, all 1,271 train items (5-vote p), batch 4 (as mnli_truth/), seeds 0-2,
 #          methods single-point / w/o adversary / ε=0.1 / full (ε=0.25); scored on all 328 test
 #          items (100-vote task) and on 100 train items (temperature fit). Read with
-#          `python results/mnli_truth/analyse.py results/gpu_scale/mnli`.
+#          `python results/mnli_truth/analyse.py results/more_data/mnli`.
 #   snli/: SNLI, all train items (~7.9k), batch 16, seed 0, single-point / w/o adversary / full;
 #          scored on every SNLI test item, on every ChaosNLI-SNLI test item (100 votes) and on
-#          200 train items. Read with `python results/gpu_scale/analyse.py`.
+#          200 train items. Read with `python results/more_data/analyse_snli.py`.
 # Jobs run JOBS at a time (one GPU holds many 135M judges); DEADLINE (seconds, 0 = none) stops
 # starting new jobs and ends running ones so that finished work is kept.
-# Usage (repo root): DISTJUDGE_DATA_DIR=../shared/data bash results/gpu_scale/run.sh
+# Usage (repo root): DISTJUDGE_DATA_DIR=../shared/data bash results/more_data/run.sh
 # Run here on one H200 (session 8); on 2 CPU cores it would take days.
 set -uo pipefail
-OUT=${OUT:-results/gpu_scale}
+OUT=${OUT:-results/more_data}
 JOBS=${JOBS:-8}
 DEADLINE=${DEADLINE:-0}
 SEEDS=${SEEDS:-"0 1 2"}

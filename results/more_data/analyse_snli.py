@@ -1,0 +1,247 @@
+"""Tables and a plot for results/more_data/snli (rerun: python results/more_data/analyse_snli.py).
+
+Every SNLI judge's stored per-label scores are rescored with the package's metric functions on
+(a) every SNLI test item against the 5-vote p, (b) the first 300 of them, the items of
+snli_repro/, where the judges trained on 200 items are paired with the ones trained on more, and
+(c) every ChaosNLI-SNLI test item against the 100-vote p. The prior is the mean 5-vote p of the
+train split. Temperatures are fitted on each judge's own train-item scores (eval_train/).
+
+The first-epoch curves come from the training logs: in the first epoch every batch is new to the
+judge, so the running train KL there is a score on unseen items (progressive validation), the
+only reading the stopped GPU runs left.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from distjudge_eval.baselines import prior_distribution
+from distjudge_eval.compare import bootstrap_ci, paired_test
+from distjudge_eval.metrics import log_softmax, score_rows, scores_from_results
+from distjudge_eval.runs import read_run
+from distjudge_eval.temperature import fit_from_samples
+
+HERE = Path(__file__).resolve().parent / "snli"
+REPRO = HERE.parent.parent / "snli_repro" / "eval"
+SNLI, TRUTH, FIVE = "distjudge_snli", "distjudge_chaosnli_snli", "distjudge_chaosnli_snli_5vote"
+LABELS = {
+    "raw": "raw",
+    "no_adversary_n2400_s0": "w/o adversary, 2,400 train items, 1 epoch (CPU)",
+}
+SMALL = {  # snli_repro/ judges: 200 train items, 50 steps of 4
+    "no_adversary": "w/o adversary, 200 items (snli_repro)",
+    "single_point": "single-point, 200 items (snli_repro)",
+    "full": "full, 200 items (snli_repro)",
+}
+
+
+def docs() -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """SNLI test docs, ChaosNLI-SNLI docs (100-vote p, with the 5-vote p as p5), the prior, and
+    the SNLI train split's p (to score the prior on train items)."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    from distjudge_eval.paths import tasks_dir
+
+    data_dir = os.environ.get("DISTJUDGE_DATA_DIR")
+    meta = {"data_dir": data_dir} if data_dir else {}
+    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=meta)
+    tasks = get_task_dict([SNLI, TRUTH, FIVE], manager)
+    train = list(tasks[SNLI].training_docs())
+    test = {str(d["id"]): d for d in tasks[SNLI].test_docs()}
+    chaos = {str(d["id"]): d for d in tasks[TRUTH].test_docs()}
+    for d in tasks[FIVE].test_docs():
+        chaos[str(d["id"])]["p5"] = d["p"]
+    train_ids = {str(d["id"]) for d in train}
+    if train_ids & set(chaos):
+        raise SystemExit("a ChaosNLI-SNLI test item is in distjudge_snli's train split")
+    return test, chaos, prior_distribution(train), np.array([d["p"] for d in train])
+
+
+def scores(folder: Path, task: str) -> dict[str, np.ndarray]:
+    if not list(folder.glob(f"**/samples_{task}_*")):
+        return {}
+    run = read_run(folder)
+    return {
+        str(r["doc"]["id"]): np.asarray(scores_from_results(r["filtered_resps"]), dtype=float)
+        for r in run.samples[task].values()
+    }
+
+
+def metrics(p: np.ndarray, scored: dict, ids: list[str], t: float) -> dict:
+    log_q = np.stack([log_softmax(scored[i] / t) for i in ids])
+    return score_rows(p, log_q)
+
+
+def table(title: str, p: np.ndarray, ids: list[str], judges: dict, note: str) -> list[str]:
+    """judges: label -> (scores by id, temperature); the first is the prior."""
+    lines = [f"## {title}", "", note, ""]
+    lines += [
+        "| judge | T | KL↓ | Δ KL vs prior [95% CI] | p | worst KL δ=0.25↓ | ECE↓ | accuracy↑ |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    base = None
+    for label, (scored, t) in judges.items():
+        m = metrics(p, scored, ids, t)
+        lo, hi = bootstrap_ci(m["kl"], 0)
+        if base is None:
+            base, delta, pv = m["kl"], "—", "—"
+        else:
+            res = paired_test(base, m["kl"], seed=0)
+            delta = f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}]"
+            pv = f"{res['p']:.3f}"
+        lines.append(
+            f"| {label} | {t:.2f} | {m['kl'].mean():.3f} [{lo:.3f}, {hi:.3f}] | {delta} | {pv} | "
+            f"{m['worst'].mean():.3f} | {m['ece']:.3f} | {m['acc'].mean():.3f} |"
+        )
+    return [*lines, ""]
+
+
+def first_epoch(logs: Path) -> dict[str, list[tuple[float, float, float]]]:
+    """Per run: (epoch, running train KL, running train accuracy) logged in the first epoch."""
+    curves = {}
+    for path in sorted(logs.glob("train_*.log")):
+        rows = []
+        for text in re.findall(r"\{'loss'[^}]*\}", path.read_text(errors="replace")):
+            row = ast.literal_eval(text)
+            if float(row["epoch"]) <= 1.0:
+                rows.append((float(row["epoch"]), float(row["train_kl"]), float(row["train_acc"])))
+        if rows:
+            curves[path.stem.removeprefix("train_")] = rows
+    return curves
+
+
+def plot(curves: dict, prior_kl: float, prior_acc: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for name, rows in curves.items():
+        e, kl, acc = zip(*rows)
+        axes[0].plot(e, kl, label=name)
+        axes[1].plot(e, acc, label=name)
+    axes[0].axhline(prior_kl, color="k", ls="--", label="prior (reads nothing)")
+    axes[1].axhline(prior_acc, color="k", ls="--", label="prior")
+    axes[0].set_ylabel("running KL(p‖q) on items not yet seen")
+    axes[1].set_ylabel("running accuracy vs majority")
+    for ax in axes:
+        ax.set_xlabel("epoch (first pass: every batch is new)")
+        ax.legend(fontsize=7)
+    fig.suptitle("SNLI, first epoch over all train items (GPU, stopped) and 2,400 items (CPU)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    test, chaos, prior, train_p = docs()
+    prior_scores = np.log(prior)
+    out: list[str] = ["# SNLI with more data (`results/more_data/snli`)", ""]
+    judges_all: dict = {}
+    for folder in sorted((HERE / "eval").iterdir()):
+        if folder.is_dir() and folder.name != "prior":
+            s = scores(folder, SNLI)
+            if s:
+                judges_all[folder.name] = s
+    ids = sorted(set(test).intersection(*(set(s) for s in judges_all.values())))
+    const = {i: prior_scores for i in set(test) | set(chaos)}
+    entries = {"prior (reads nothing)": (const, 1.0)}
+    temps = {}
+    for name, s in judges_all.items():
+        entries[LABELS.get(name, name)] = (s, 1.0)
+        if list((HERE / "eval_train" / name).glob("**/samples_*")):
+            temps[name] = fit_from_samples(HERE / "eval_train" / name)
+            entries[LABELS.get(name, name) + ", temperature-scaled"] = (s, temps[name])
+    p = np.array([test[i]["p"] for i in ids])
+    out += table(
+        f"Every SNLI test item ({len(ids)}), 5-vote p",
+        p,
+        ids,
+        entries,
+        "Δ = judge − prior, paired bootstrap over items; temperatures fitted on 200 train items.",
+    )
+    # (b) the 300 snli_repro items: the same judge trained on 200 vs 2,400 items
+    small = {n: scores(REPRO / n, SNLI) for n in SMALL}
+    small = {n: s for n, s in small.items() if s}
+    ids300 = sorted(set(ids).intersection(*(set(s) for s in small.values())))
+    entries300 = {"prior (reads nothing)": (const, 1.0)}
+    entries300 |= {SMALL[n]: (s, 1.0) for n, s in small.items()}
+    entries300 |= {k: v for k, v in entries.items() if k != "prior (reads nothing)"}
+    out += table(
+        f"The {len(ids300)} test items of snli_repro/: 200 vs 2,400 train items",
+        np.array([test[i]["p"] for i in ids300]),
+        ids300,
+        entries300,
+        "snli_repro's judges saw 200 train items (50 steps of 4); the same items, paired.",
+    )
+    records = {}
+    for name in judges_all:
+        if name.startswith("no_adversary") and "no_adversary" in small:
+            p300 = np.array([test[i]["p"] for i in ids300])
+            a = metrics(p300, judges_all[name], ids300, 1.0)
+            b = metrics(p300, small["no_adversary"], ids300, 1.0)
+            res = paired_test(b["kl"], a["kl"], seed=0)
+            records[f"{name} - snli_repro no_adversary (300 items)"] = res
+            out += [
+                f"{name} − snli_repro w/o adversary on the same 300 items: "
+                f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], p {res['p']:.3f}",
+                "",
+            ]
+    # (c) ChaosNLI-SNLI test items against the 100-vote p
+    chaos_judges = {}
+    for name in judges_all:
+        s = scores(HERE / "eval_chaos" / name, TRUTH)
+        if s:
+            chaos_judges[name] = s
+    cids = sorted(set(chaos).intersection(*(set(s) for s in chaos_judges.values())))
+    centries = {"prior (reads nothing)": (const, 1.0)}
+    for name, s in chaos_judges.items():
+        centries[LABELS.get(name, name)] = (s, 1.0)
+        if name in temps:
+            centries[LABELS.get(name, name) + ", temperature-scaled"] = (s, temps[name])
+    groups = len({chaos[i]["split_key"] for i in cids})
+    out += table(
+        f"Every ChaosNLI-SNLI test item ({len(cids)}, {groups} premises), 100-vote p",
+        np.array([chaos[i]["p"] for i in cids]),
+        cids,
+        centries,
+        "The ambiguous items; the prior is distjudge_snli's (mean 5-vote p of its train split).",
+    )
+    five = score_rows(
+        np.array([chaos[i]["p5"] for i in cids]), np.tile(prior_scores, (len(cids), 1))
+    )
+    out += [f"(The prior's KL against these items' 5-vote p: {five['kl'].mean():.3f}.)", ""]
+    # first-epoch curves
+    prior_train = score_rows(train_p, np.tile(prior_scores, (len(train_p), 1)))
+    curves = first_epoch(HERE / "logs")
+    if curves:
+        plot(curves, prior_train["kl"].mean(), prior_train["acc"].mean(), HERE / "first_epoch.png")
+        out += [
+            "## First epoch: running KL on items the judge has not seen yet",
+            "",
+            f"The prior on the train split: KL {prior_train['kl'].mean():.3f}, accuracy "
+            f"{prior_train['acc'].mean():.3f}. Each running value averages the last logging "
+            "window's batches (GPU: 20 steps × 16 items; CPU: 5 × 16), in training mode.",
+            "",
+            "| run | epoch | running KL | running accuracy |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, rows in curves.items():
+            for e, kl, acc in rows[4::5] + [rows[-1]]:
+                out.append(f"| {name} | {e:.2f} | {kl:.3f} | {acc:.3f} |")
+        out.append("")
+    text = "\n".join(out)
+    (HERE / "summary.md").write_text(text)
+    (HERE / "summary.json").write_text(json.dumps({"prior_q": prior.tolist(), "tests": records}))
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
