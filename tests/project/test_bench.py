@@ -66,3 +66,22 @@ def test_plain_baseline_of_the_step_benchmark_scores_what_the_readout_scores() -
         scores.sum().backward(retain_graph=True)
         grads.append(model.model.layers[0].self_attn.q_proj.weight.grad.clone())
     torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4)
+
+
+def test_gpu_check_times_the_readout_alone_and_both_backends_agree(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """benchmarks/gpu_check.py is the script a session with a GPU runs at once: on CPU, with a
+    tiny random model, it must run, time only the backends' readout (the task is built once,
+    outside the timed calls) and find the two backends' q equal in float32."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--shape", "tiny"]
+    cmd += ["--limit", "4", "--repeats", "1", "--skip_train", "--data_dir", str(data_dir)]
+    cmd += ["--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (report_file,) = tmp_path.glob("gpu_check_*.json")
+    readout = json.loads(report_file.read_text())["readout"]
+    assert readout["task_build_s"] > 0
+    assert readout["max_abs_dq"] < 1e-5
+    for backend in ("hf", "hf-judge"):
+        assert len(readout[backend]["seconds"]) == 1 and readout[backend]["median_s"] > 0
