@@ -104,14 +104,17 @@ def table(title: str, p: np.ndarray, ids: list[str], judges: dict, note: str) ->
 
 
 def first_epoch(logs: Path) -> dict[str, list[tuple[float, float, float]]]:
-    """Per run: (epoch, running train KL, running train accuracy) logged in the first epoch."""
+    """Per run: (items seen, running train KL, running train accuracy) in the first epoch."""
     curves = {}
     for path in sorted(logs.glob("train_*.log")):
+        text = path.read_text(errors="replace")
+        n_items = int(re.search(r"training on (\d+) train-split items", text).group(1))
         rows = []
-        for text in re.findall(r"\{'loss'[^}]*\}", path.read_text(errors="replace")):
-            row = ast.literal_eval(text)
-            if float(row["epoch"]) <= 1.0:
-                rows.append((float(row["epoch"]), float(row["train_kl"]), float(row["train_acc"])))
+        for logged in re.findall(r"\{'loss'[^}]*\}", text):
+            row = ast.literal_eval(logged)
+            epoch = float(row["epoch"])
+            if epoch <= 1.0:
+                rows.append((epoch * n_items, float(row["train_kl"]), float(row["train_acc"])))
         if rows:
             curves[path.stem.removeprefix("train_")] = rows
     return curves
@@ -133,9 +136,9 @@ def plot(curves: dict, prior_kl: float, prior_acc: float, path: Path) -> None:
     axes[0].set_ylabel("running KL(p‖q) on items not yet seen")
     axes[1].set_ylabel("running accuracy vs majority")
     for ax in axes:
-        ax.set_xlabel("epoch (first pass: every batch is new)")
+        ax.set_xlabel("train items seen (first pass: every batch is new)")
         ax.legend(fontsize=7)
-    fig.suptitle("SNLI, first epoch over all train items (GPU, stopped) and 2,400 items (CPU)")
+    fig.suptitle("SNLI, first pass: all train items (GPU, stopped) and 2,400 items (CPU)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -230,12 +233,13 @@ def main() -> None:
             f"{prior_train['acc'].mean():.3f}. Each running value averages the last logging "
             "window's batches (GPU: 20 steps × 16 items; CPU: 5 × 16), in training mode.",
             "",
-            "| run | epoch | running KL | running accuracy |",
+            "| run | items seen | running KL | running accuracy |",
             "|---|---:|---:|---:|",
         ]
         for name, rows in curves.items():
-            for e, kl, acc in rows[4::5] + [rows[-1]]:
-                out.append(f"| {name} | {e:.2f} | {kl:.3f} | {acc:.3f} |")
+            picked = rows[4::5] if rows[-1] in rows[4::5] else [*rows[4::5], rows[-1]]
+            for seen, kl, acc in picked:
+                out.append(f"| {name} | {seen:,.0f} | {kl:.3f} | {acc:.3f} |")
         out.append("")
     text = "\n".join(out)
     (HERE / "summary.md").write_text(text)
