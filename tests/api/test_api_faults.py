@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -122,12 +123,14 @@ def cli(server: FakeOpenAI, out: Path, data_dir: Path, cache: Path, limit: int) 
 
 def test_one_ctrl_c_stops_sending(tmp_path: Path, data_dir: Path) -> None:
     """SIGINT after 4 requests: at most the 2 in flight follow, the process ends by itself, and
-    the items that finished are cached (the rerun sends only the rest)."""
+    the items that finished are cached (the rerun sends only the rest). Requests after the 4th
+    are held until the signal is sent: on a loaded machine the poll below once woke only after
+    all 20 had been answered."""
     cache, n, k = tmp_path / "cache" / "lm", 20, 4
-    with FakeOpenAI(delay=0.3) as server:
+    with FakeOpenAI(delay=0.3, hold_after=k) as server:
         proc = subprocess.Popen(
             cli(server, tmp_path / "run1", data_dir, cache, n),
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -136,8 +139,23 @@ def test_one_ctrl_c_stops_sending(tmp_path: Path, data_dir: Path) -> None:
             while server.seen < k and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert server.seen >= k, proc.communicate(timeout=60)[1][-3000:]
+            lines: list[str] = []
+            noticed = threading.Event()
+
+            def read_stderr() -> None:
+                for line in proc.stderr:
+                    lines.append(line)
+                    if "interrupted, sending no more requests" in line:
+                        noticed.set()
+
+            reader = threading.Thread(target=read_stderr, daemon=True)
+            reader.start()
             proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=30)  # one Ctrl-C is enough
+            noticed.wait(30)  # the held requests are answered only once the stop is noticed
+            server.release.set()
+            proc.wait(timeout=30)  # one Ctrl-C is enough
+            reader.join(10)
+            err = "".join(lines)
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -57,11 +57,16 @@ class FakeOpenAI:
         delay: float = 0.0,
         reply: str = "0.73</prob> ok",
         default: str = "ok",
+        hold_after: int | None = None,
     ) -> None:
         self.script: deque[str] = deque(script or [])
         self.default = default
         self.reply = reply  # the text of generation requests (no `logprobs` in the body)
         self.delay = delay
+        # requests after the first ``hold_after`` wait for ``release`` (a test's signal lands
+        # while they are in flight, however slowly the test itself is scheduled)
+        self.hold_after = hold_after
+        self.release = threading.Event()
         self.bodies: list[dict] = []
         self.headers: list[dict] = []
         self.in_flight = 0
@@ -105,7 +110,10 @@ class FakeOpenAI:
                     action = fake.script.popleft() if fake.script else fake.default
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                    held = fake.hold_after is not None and len(fake.bodies) > fake.hold_after
                 try:
+                    if held:
+                        fake.release.wait(60)
                     time.sleep(fake.delay)
                     self._respond(action, body)
                 finally:
