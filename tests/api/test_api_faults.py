@@ -133,6 +133,9 @@ def test_one_ctrl_c_stops_sending(tmp_path: Path, data_dir: Path) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C as a terminal delivers it: a test run started in the background (`&`
+            # without job control) ignores SIGINT, and the child would inherit that
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             deadline = time.monotonic() + 300
