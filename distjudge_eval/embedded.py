@@ -8,17 +8,23 @@ transformers de-quantises a GGUF file tensor by tensor and converts its tokenize
 de-quantised float32 weights and the tokenizer once as a plain transformers folder (safetensors,
 about 0.5 GB) in the cache, and every later run loads that in about a second. The weights are the
 ones transformers reads from the GGUF file, bit for bit (a test checks logits and tokens).
-``DISTJUDGE_EMBEDDED_CACHE=0`` turns the cache off; a cache that cannot be written falls back to
-the GGUF file.
+The copy is named by the GGUF file's content hash, so a reinstalled package or a second
+environment with the same file shares one copy (naming it by mtime left one 0.5 GB copy per
+install). ``DISTJUDGE_EMBEDDED_CACHE=0`` turns the cache off; a cache that cannot be written
+falls back to the GGUF file.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +57,47 @@ def cache_root() -> Path:
     return (Path(xdg).expanduser() if xdg else Path("~/.cache").expanduser()) / "distjudge"
 
 
+@functools.lru_cache(maxsize=4)
+def _content_key(path: str, size: int, mtime_ns: int) -> str:
+    """First 16 hex digits of the file's sha256 (about 0.1 s for the 98 MB file; once per
+    process, and again only if the file changes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
 def converted_dir() -> Path:
-    """Where the converted copy of this exact GGUF file lives (its size and mtime in the name,
-    so a reinstalled package gets a fresh copy)."""
+    """Where the converted copy of this exact GGUF file lives: named by its content, so every
+    install of the same file shares one copy and a different file gets its own."""
     gguf = embedded_model_dir() / EMBEDDED_GGUF
     stat = gguf.stat()
-    return cache_root() / "models" / f"{gguf.stem}-f32-{stat.st_size}-{int(stat.st_mtime)}"
+    key = _content_key(str(gguf), stat.st_size, stat.st_mtime_ns)
+    return cache_root() / "models" / f"{gguf.stem}-f32-{key}"
+
+
+def prune_stale_copies(keep: Path) -> list[Path]:
+    """Remove copies of the embedded model that no install can use again: those named by size
+    and mtime (before content naming; every reinstall made one) and half-written staging folders
+    a killed process left a day or more ago. Returns what it removed."""
+    legacy = re.compile(re.escape(EMBEDDED_GGUF.removesuffix(".gguf")) + r"-f32-\d+-\d+(\..*)?$")
+    staging = re.compile(re.escape(keep.name) + r"\..+$")
+    removed = []
+    for folder in keep.parent.iterdir() if keep.parent.is_dir() else []:
+        if folder == keep or not folder.is_dir():
+            continue
+        old_staging = staging.match(folder.name) and folder.stat().st_mtime < time.time() - 86400
+        if legacy.match(folder.name) or old_staging:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        logger.warning(
+            "distjudge: removed %d stale copies of the embedded model from %s",
+            len(removed),
+            keep.parent,
+        )
+    return removed
 
 
 def _is_complete(folder: Path) -> bool:
@@ -108,7 +149,9 @@ def embedded_weights() -> tuple[Path, str | None]:
         if _is_complete(target):
             return target, None
         try:
-            return convert_embedded(target), None
+            convert_embedded(target)
+            prune_stale_copies(target)
+            return target, None
         except OSError as err:
             logger.warning("distjudge: cannot cache the converted model (%s); using the GGUF", err)
     return embedded_model_dir(), EMBEDDED_GGUF
