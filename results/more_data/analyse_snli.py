@@ -31,15 +31,33 @@ from distjudge_eval.temperature import fit_from_samples
 HERE = Path(__file__).resolve().parent / "snli"
 REPRO = HERE.parent.parent / "snli_repro" / "eval"
 SNLI, TRUTH, FIVE = "distjudge_snli", "distjudge_chaosnli_snli", "distjudge_chaosnli_snli_5vote"
-LABELS = {
-    "raw": "raw",
-    "no_adversary_n2400_s0": "w/o adversary, 2,400 train items, 1 epoch (CPU)",
-}
+METHODS = {"single_point": "single-point", "no_adversary": "w/o adversary", "full": "full"}
+RUN = re.compile(r"(?P<method>[a-z_]+)_n(?P<items>\d+)_s(?P<seed>\d+)$")
 SMALL = {  # snli_repro/ judges: 200 train items, 50 steps of 4
     "no_adversary": "w/o adversary, 200 items (snli_repro)",
     "single_point": "single-point, 200 items (snli_repro)",
     "full": "full, 200 items (snli_repro)",
 }
+
+
+def label(name: str) -> str:
+    """``no_adversary_n2400_s0`` -> ``w/o adversary, 2,400 items, 1 epoch (CPU), s0``."""
+    run = RUN.match(name)
+    if not run:
+        return name
+    return (
+        f"{METHODS[run['method']]}, {int(run['items']):,} items, 1 epoch (CPU), s{run['seed']}"
+    )
+
+
+def with_temperatures(judges: dict, temps: dict) -> dict:
+    """Table entries: each judge as it is, then temperature-scaled where a T was fitted."""
+    entries = {}
+    for name, scored in judges.items():
+        entries[label(name)] = (scored, 1.0)
+        if name in temps:
+            entries[label(name) + ", temperature-scaled"] = (scored, temps[name])
+    return entries
 
 
 def docs() -> tuple[dict, dict, np.ndarray, np.ndarray]:
@@ -103,6 +121,63 @@ def table(title: str, p: np.ndarray, ids: list[str], judges: dict, note: str) ->
     return [*lines, ""]
 
 
+PAIRS = [("no_adversary", "single_point"), ("full", "single_point"), ("full", "no_adversary")]
+
+
+def method_comparison(sets: dict) -> tuple[list[str], dict]:
+    """Per seed, paired differences a − b between methods trained on the same items; with more
+    than one seed, also each method's mean ± sd across seeds (the paired tests see item noise
+    only, not seed-to-seed variation)."""
+    lines = [
+        "## The methods against each other (same train items, same seed)",
+        "",
+        "a − b, paired over items (bootstrap 95% CI, sign-flip p). Negative favours a.",
+        "",
+        "| a − b | seed | " + " | ".join(sets) + " |",
+        "|---|---:|" + "---|" * len(sets),
+    ]
+    records = {}
+    runs = {n: RUN.match(n) for s in sets.values() for n in s[2]}
+    seeds = sorted({r["seed"] for r in runs.values() if r}, key=int)
+    for a, b in PAIRS:
+        for seed in seeds:
+            cells = []
+            for title, (p, ids, judges, key) in sets.items():
+                na, nb = (f"{m}_n2400_s{seed}" for m in (a, b))
+                if na not in judges or nb not in judges:
+                    cells.append("—")
+                    continue
+                ma, mb = (metrics(p, judges[n], ids, 1.0)[key] for n in (na, nb))
+                res = paired_test(mb, ma, seed=0)
+                records[f"{na} - {nb}: {title}"] = res
+                cells.append(
+                    f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], "
+                    f"p {res['p']:.3f}"
+                )
+            if any(c != "—" for c in cells):
+                row = " | ".join(cells)
+                lines.append(f"| {METHODS[a]} − {METHODS[b]} | {seed} | {row} |")
+    lines.append("")
+    if len(seeds) > 1:
+        lines += ["Across seeds (mean ± sd of each seed's mean):", ""]
+        lines += ["| method | seeds | " + " | ".join(sets) + " |"]
+        lines += ["|---|---:|" + "---:|" * len(sets)]
+        for method in METHODS:
+            cells, count = [], 0
+            for p, ids, judges, key in sets.values():
+                means = [
+                    metrics(p, judges[n], ids, 1.0)[key].mean()
+                    for n in judges
+                    if runs.get(n) and runs[n]["method"] == method
+                ]
+                count = max(count, len(means))
+                sd = f" ± {np.std(means, ddof=1):.3f}" if len(means) > 1 else ""
+                cells.append(f"{np.mean(means):.3f}{sd}" if means else "—")
+            lines.append(f"| {METHODS[method]} | {count} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines, records
+
+
 def first_epoch(logs: Path) -> dict[str, list[tuple[float, float, float]]]:
     """Per run: (items seen, running train KL, running train accuracy) in the first epoch."""
     curves = {}
@@ -155,13 +230,12 @@ def main() -> None:
                 judges_all[folder.name] = s
     ids = sorted(set(test).intersection(*(set(s) for s in judges_all.values())))
     const = {i: prior_scores for i in set(test) | set(chaos)}
-    entries = {"prior (reads nothing)": (const, 1.0)}
-    temps = {}
-    for name, s in judges_all.items():
-        entries[LABELS.get(name, name)] = (s, 1.0)
-        if list((HERE / "eval_train" / name).glob("**/samples_*")):
-            temps[name] = fit_from_samples(HERE / "eval_train" / name)
-            entries[LABELS.get(name, name) + ", temperature-scaled"] = (s, temps[name])
+    temps = {
+        name: fit_from_samples(HERE / "eval_train" / name)
+        for name in judges_all
+        if list((HERE / "eval_train" / name).glob("**/samples_*"))
+    }
+    entries = {"prior (reads nothing)": (const, 1.0)} | with_temperatures(judges_all, temps)
     p = np.array([test[i]["p"] for i in ids])
     out += table(
         f"Every SNLI test item ({len(ids)}), 5-vote p",
@@ -185,18 +259,19 @@ def main() -> None:
         "snli_repro's judges saw 200 train items (50 steps of 4); the same items, paired.",
     )
     records = {}
+    p300 = np.array([test[i]["p"] for i in ids300])
     for name in judges_all:
-        if name.startswith("no_adversary") and "no_adversary" in small:
-            p300 = np.array([test[i]["p"] for i in ids300])
+        run = RUN.match(name)
+        if run and run["method"] in small:
             a = metrics(p300, judges_all[name], ids300, 1.0)
-            b = metrics(p300, small["no_adversary"], ids300, 1.0)
+            b = metrics(p300, small[run["method"]], ids300, 1.0)
             res = paired_test(b["kl"], a["kl"], seed=0)
-            records[f"{name} - snli_repro no_adversary (300 items)"] = res
-            out += [
-                f"{name} − snli_repro w/o adversary on the same 300 items: "
-                f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], p {res['p']:.3f}",
-                "",
-            ]
+            records[f"{name} - snli_repro {run['method']} (300 items)"] = res
+            out.append(
+                f"- {name} − snli_repro {METHODS[run['method']]} on the same 300 items: "
+                f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], p {res['p']:.3f}"
+            )
+    out.append("")
     # (c) ChaosNLI-SNLI test items against the 100-vote p
     chaos_judges = {}
     for name in judges_all:
@@ -204,11 +279,7 @@ def main() -> None:
         if s:
             chaos_judges[name] = s
     cids = sorted(set(chaos).intersection(*(set(s) for s in chaos_judges.values())))
-    centries = {"prior (reads nothing)": (const, 1.0)}
-    for name, s in chaos_judges.items():
-        centries[LABELS.get(name, name)] = (s, 1.0)
-        if name in temps:
-            centries[LABELS.get(name, name) + ", temperature-scaled"] = (s, temps[name])
+    centries = {"prior (reads nothing)": (const, 1.0)} | with_temperatures(chaos_judges, temps)
     groups = len({chaos[i]["split_key"] for i in cids})
     out += table(
         f"Every ChaosNLI-SNLI test item ({len(cids)}, {groups} premises), 100-vote p",
@@ -221,6 +292,16 @@ def main() -> None:
         np.array([chaos[i]["p5"] for i in cids]), np.tile(prior_scores, (len(cids), 1))
     )
     out += [f"(The prior's KL against these items' 5-vote p: {five['kl'].mean():.3f}.)", ""]
+    # (d) the methods against each other, at 2,400 items
+    sets = {
+        "KL vs 5-vote p, all test items": (p, ids, judges_all, "kl"),
+        "worst KL δ=0.25, all test items": (p, ids, judges_all, "worst"),
+        "KL vs 100-vote p, ChaosNLI-SNLI": (
+            np.array([chaos[i]["p"] for i in cids]), cids, chaos_judges, "kl"),
+    }  # fmt: skip
+    method_lines, method_records = method_comparison(sets)
+    out += method_lines
+    records |= method_records
     # first-epoch curves
     prior_train = score_rows(train_p, np.tile(prior_scores, (len(train_p), 1)))
     curves = first_epoch(HERE / "logs")

@@ -4,9 +4,9 @@
 # below the prior's. This trains one judge (w/o adversary, α = 0.8, ε = 0; the GPU run's settings:
 # batch 16, lr 5e-4, seed 0) on 2,400 train items for 1 epoch (150 steps), then scores it on every
 # SNLI test item, every ChaosNLI-SNLI test item and 200 train items (temperature fit).
-# Session 9 added METHOD (single_point: α = 0; full: α = 0.8, ε = 0.25) to compare the methods
-# at this size; the two ran side by side with THREADS=1 each.
-# Usage (repo root): DISTJUDGE_DATA_DIR=../shared/data [METHOD=full] [THREADS=1] \
+# Session 9 added METHOD (single_point: α = 0; full: α = 0.8, ε = 0.25) and SEED to compare the
+# methods at this size; two jobs ran side by side with THREADS=1 each.
+# Usage (repo root): DISTJUDGE_DATA_DIR=../shared/data [METHOD=full] [SEED=1] [THREADS=1] \
 #   bash results/more_data/snli_cpu.sh
 set -euo pipefail
 OUT=${OUT:-results/more_data/snli}
@@ -19,7 +19,8 @@ case $METHOD in
   *) echo "METHOD must be single_point, no_adversary or full, not $METHOD" >&2; exit 2 ;;
 esac
 if [ -n "${THREADS:-}" ]; then export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS; fi
-NAME=${METHOD}_n${ITEMS}_s0
+SEED=${SEED:-0}
+NAME=${METHOD}_n${ITEMS}_s${SEED}
 mkdir -p "$OUT/logs" "$OUT/eval" "$OUT/eval_chaos" "$OUT/eval_train"
 BASE=$(python -c "from distjudge_eval.embedded import embedded_model_args as a; print(a())")
 ADAPTER=$OUT/adapters/$NAME
@@ -27,7 +28,7 @@ if [ ! -f "$ADAPTER/adapter_model.safetensors" ]; then
   start=$SECONDS
   distjudge train --task distjudge_snli --max_train_items "$ITEMS" --num_train_epochs 1 \
     --per_device_train_batch_size 16 --learning_rate 5e-4 --logging_steps 5 --eval_items 100 \
-    --save_strategy no --seed 0 $FLAGS --output_dir "$ADAPTER" \
+    --save_strategy no --seed "$SEED" $FLAGS --output_dir "$ADAPTER" \
     > "$OUT/logs/train_$NAME.log" 2>&1
   echo "train $NAME: $((SECONDS - start)) s" | tee -a "$OUT/logs/train_$NAME.log"
 fi
