@@ -136,11 +136,35 @@ def load_module(path: Path, name: str):
     return module
 
 
+def snli_tables(
+    lines: list[str], folder: str, judges: list, title: str, note: str, source: str = ""
+) -> None:
+    """One SNLI judge set, twice: every test item against the 5-vote p, then the test items
+    ChaosNLI re-annotated against the 100-vote p."""
+    rows, n = single_seed_benchmark(folder, ["distjudge_snli"], judges, None)
+    lines += render(title, f"{n:,} test items, 5-vote p; {note}", rows)
+    truth_mod = load_module(RESULTS / "snli_repro/compare/chaosnli_truth.py", "chaosnli_truth")
+    docs, _ = truth_mod.chaos_docs()
+    truth = {i: np.asarray(d["p"], dtype=float) for i, d in docs.items()}
+    rows, n = single_seed_benchmark(folder, ["distjudge_snli"], judges, truth)
+    lines += render(
+        f"{title}: the items ChaosNLI re-annotated{source}",
+        f"The {n} of those test items that have 100 votes (the ambiguous ones); worst case, ECE "
+        "and accuracy against the 100-vote p.",
+        rows,
+    )
+
+
+SNLI_BASELINES = [
+    ("prior", "prior (reads nothing)", 1.0),
+    ("raw", "raw", 1.0),
+    ("raw", "raw, temperature-scaled (T = 100, fitted on 200 train items)", 100.0),
+]
+
+
 def snli(lines: list[str]) -> None:
     judges = [
-        ("prior", "prior (reads nothing)", 1.0),
-        ("raw", "raw", 1.0),
-        ("raw", "raw, temperature-scaled (T = 100, fitted on 200 train items)", 100.0),
+        *SNLI_BASELINES,
         (
             "single_point_rt",
             "single-point (retrained, seeded), T = 2.617 (200 train items)",
@@ -151,38 +175,26 @@ def snli(lines: list[str]) -> None:
         ("no_adversary", "w/o adversary", 1.0),
         ("full", "full", 1.0),
     ]
-    rows, n = single_seed_benchmark("snli_repro", ["distjudge_snli"], judges, None)
-    lines += render(
-        "SNLI (`snli_repro/`)",
-        f"{n} test items, 5-vote p; one seed; 200 train items, 50 steps.",
-        rows,
-    )
-    truth_mod = load_module(RESULTS / "snli_repro/compare/chaosnli_truth.py", "chaosnli_truth")
-    docs, _ = truth_mod.chaos_docs()
-    truth = {i: np.asarray(d["p"], dtype=float) for i, d in docs.items()}
-    rows, n = single_seed_benchmark("snli_repro", ["distjudge_snli"], judges, truth)
-    lines += render(
-        "SNLI, the items ChaosNLI re-annotated (`snli_repro/compare/chaosnli_truth.md`)",
-        f"The {n} of those test items that have 100 votes (the ambiguous ones); worst case, ECE "
-        "and accuracy against the 100-vote p.",
-        rows,
-    )
+    note = "one seed; 200 train items, 50 steps."
+    source = " (`snli_repro/compare/chaosnli_truth.md`)"
+    snli_tables(lines, "snli_repro", judges, "SNLI (`snli_repro/`)", note, source)
 
 
 def snli_more_data(lines: list[str]) -> None:
-    judges = [
-        ("prior", "prior (reads nothing)", 1.0),
-        ("raw", "raw", 1.0),
-        ("raw", "raw, temperature-scaled (T = 100, fitted on 200 train items)", 100.0),
-        ("no_adversary_n2400_s0", "w/o adversary, 2,400 train items", 1.0),
-    ]
-    rows, n = single_seed_benchmark("more_data/snli", ["distjudge_snli"], judges, None)
-    lines += render(
-        "SNLI with more data (`more_data/snli/`)",
-        f"Every test item ({n}), 5-vote p; one judge trained on 2,400 train items, 1 epoch of "
-        "150 steps (its fitted temperature, 1.01, changes nothing). The judges above saw 200.",
-        rows,
+    methods = {"single_point": "single-point", "no_adversary": "w/o adversary", "full": "full"}
+    eval_dir = RESULTS / "more_data/snli/eval"
+    judges = [*SNLI_BASELINES]
+    for method, name in methods.items():
+        for folder in sorted(eval_dir.glob(f"{method}_n2400_s*")):
+            if folder.is_dir():
+                seed = folder.name.rsplit("_s", 1)[1]
+                judges.append((folder.name, f"{name}, 2,400 train items, s{seed}", 1.0))
+    note = (
+        "all of them; judges trained on 2,400 train items, 1 epoch of 150 steps, on CPU (fitted "
+        "temperatures are 0.9-1.1 and change nothing: `more_data/snli/summary.md`). The judges "
+        "above saw 200."
     )
+    snli_tables(lines, "more_data/snli", judges, "SNLI with more data (`more_data/snli/`)", note)
 
 
 def summeval(lines: list[str]) -> None:
