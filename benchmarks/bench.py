@@ -1,6 +1,6 @@
 """Side-by-side speed and memory measurements printed as ratios, run from a checkout:
 
-    python benchmarks/bench.py readout | projection | adversary | api [options]
+    python benchmarks/bench.py readout | projection | adversary | budget | api [options]
 
 They live beside the package, not in it: they need cvxpy and llama-cpp-python (the ``dev``
 extra) and the test helper ``tests/helpers/llama_server.py``, none of which a user's install has.
@@ -317,6 +317,119 @@ def bench_adversary(
     }
 
 
+def bench_budget(
+    task: str,
+    items: int,
+    batch: int,
+    repeats: int,
+    max_tokens: int | None,
+    model_args: str | None,
+    data_dir: str | None = None,
+) -> dict:
+    """One epoch of training forward + backward over the same items, in fixed batches of
+    ``batch`` items (random order, as the stock sampler) and in token-budget batches
+    (``--max_tokens_per_batch``, default: the smallest budget that needs no more steps than the
+    fixed batches); repeats interleaved, medians reported. Padded tokens (items ×
+    longest item per batch) drive both the compute and the peak memory of a step."""
+    import numpy as np
+
+    from distjudge_eval.readout import label_scores
+    from distjudge_trainer.batching import TokenBudgetBatchSampler, item_tokens
+    from distjudge_trainer.cli import load_model_and_tokenizer
+    from distjudge_trainer.config import DistJudgeConfig
+    from distjudge_trainer.data import build_examples, collate
+    from distjudge_trainer.objective import hybrid_loss
+
+    config = DistJudgeConfig(task=task, data_dir=data_dir)
+    if model_args:
+        config.model = model_args
+    model, tok = load_model_and_tokenizer(config)
+    model.train()
+    examples = build_examples(task, tok, max_items=items, data_dir=data_dir)
+    lengths = [item_tokens(ex.item) for ex in examples]
+    budget = max_tokens or smallest_budget(lengths, -(-len(lengths) // batch))
+    order = np.random.default_rng(0).permutation(len(examples)).tolist()
+    plans = {
+        "fixed": [order[i : i + batch] for i in range(0, len(order), batch)],
+        "budget": list(TokenBudgetBatchSampler(lengths, budget, seed=0)),
+    }
+    pad = tok.pad_token_id or 0
+    times: dict[str, list[float]] = {name: [] for name in plans}
+    losses: dict[str, float] = {}
+    for i in range(repeats + 1):
+        for name, batches in plans.items():
+            total, start = 0.0, time.perf_counter()
+            for indices in batches:
+                data = collate([examples[j] for j in indices])
+                scores = label_scores(model, data["items"], pad_id=pad).scores
+                loss = hybrid_loss(scores, data["p"], data["target"], 0.8, 0.0).loss
+                (loss * len(indices) / len(examples)).backward()  # the epoch's item mean
+                total += float(loss.detach()) * len(indices)
+            model.zero_grad()
+            if i:  # the first round warms up
+                times[name].append(time.perf_counter() - start)
+            losses[name] = total / len(examples)
+
+    def padded(batches: list) -> list[int]:
+        return [len(b) * max(lengths[j] for j in b) for b in batches]
+
+    report: dict[str, Any] = {"task": task, "items": len(examples), "batch": batch}
+    report |= {"max_tokens_per_batch": budget, "repeats": repeats}
+    report["item_tokens"] = {"min": min(lengths), "median": statistics.median(lengths),
+                             "max": max(lengths)}  # fmt: skip
+    for name, batches in plans.items():
+        report[name] = {
+            "batches": len(batches),
+            "mean_items": len(examples) / len(batches),
+            "padded_tokens": sum(padded(batches)),
+            "peak_batch_tokens": max(padded(batches)),
+            "epoch_s": statistics.median(times[name]),
+            "epoch_s_all": times[name],
+            "mean_item_loss": losses[name],
+        }
+    report["speedup"] = report["fixed"]["epoch_s"] / report["budget"]["epoch_s"]
+    report["loss_gap"] = abs(losses["fixed"] - losses["budget"])
+    return report
+
+
+def smallest_budget(lengths: list[int], steps: int) -> int:
+    """The smallest token budget whose batches number at most ``steps`` (bisection: fewer
+    batches never need a smaller budget)."""
+    from distjudge_trainer.batching import pack
+
+    ordered = sorted(lengths)
+    low, high = max(ordered), len(ordered) * max(ordered)
+    while low < high:
+        mid = (low + high) // 2
+        if len(pack(ordered, mid)) <= steps:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def format_budget(r: dict) -> str:
+    lines = [
+        f"one training epoch on {r['task']}, {r['items']} items (item tokens "
+        f"{r['item_tokens']['min']}-{r['item_tokens']['max']}, median "
+        f"{r['item_tokens']['median']:.0f}), median of {r['repeats']}:",
+        "",
+        "| batching | steps | items per step | padded tokens | peak tokens in a step | "
+        "epoch s | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, title in (("fixed", f"fixed, {r['batch']} items"),
+                        ("budget", f"token budget {r['max_tokens_per_batch']}")):  # fmt: skip
+        row = r[name]
+        ratio = r["fixed"]["epoch_s"] / row["epoch_s"]
+        lines.append(
+            f"| {title} | {row['batches']} | {row['mean_items']:.2f} | {row['padded_tokens']:,} | "
+            f"{row['peak_batch_tokens']:,} | {row['epoch_s']:.1f} | {ratio:.2f}x |"
+        )
+    lines += ["", f"item-mean loss of the epoch: fixed and budget agree to {r['loss_gap']:.1e}"]
+    return "\n".join(lines)
+
+
 def bench_api(
     task: str,
     limit: int,
@@ -385,12 +498,19 @@ def main(argv: list[str] | None = None) -> int:
     adv.add_argument("--batch", type=int, default=4)
     adv.add_argument("--steps", type=int, default=5)
     adv.add_argument("--model", default=None, help="HF model dir (default: embedded)")
+    bud = sub.add_parser("budget", help="an epoch in fixed vs token-budget batches")
+    bud.add_argument("--task", default="distjudge_summeval_coherence")
+    bud.add_argument("--items", type=int, default=32)
+    bud.add_argument("--batch", type=int, default=4)
+    bud.add_argument("--repeats", type=int, default=3)
+    bud.add_argument("--max_tokens", type=int, default=None, help="default: as many steps")
+    bud.add_argument("--model", default=None, help="HF model dir (default: embedded)")
     api = sub.add_parser("api", help="openai-judge items/s at several num_concurrent")
     api.add_argument("--task", default="distjudge_snli")
     api.add_argument("--limit", type=int, default=40)
     api.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
     api.add_argument("--base_url", default=None, help="default: start the embedded llama.cpp")
-    for p in (pj, adv, api):
+    for p in (pj, adv, bud, api):
         p.add_argument("--out", default=None)
         p.add_argument("--data_dir", default=None)
     ns = parser.parse_args(argv)
@@ -414,6 +534,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {row['num_concurrent']} | {row['items_per_s']:.2f} | "
                 f"{row['http_requests_per_item']:.2f} | {row['retries']} |"
             )
+    elif ns.what == "budget":
+        report = bench_budget(
+            ns.task, ns.items, ns.batch, ns.repeats, ns.max_tokens, ns.model, data_dir
+        )
+        print(format_budget(report))
     elif ns.what == "adversary":
         report = bench_adversary(ns.task, ns.batch, ns.steps, ns.model, data_dir)
         print(

@@ -102,9 +102,18 @@ class DistJudgeConfig(ModelSettings):
             "left at no, it becomes epoch); 0 = off"
         },
     )
+    max_tokens_per_batch: int | None = field(
+        default=None,
+        metadata={
+            "help": "token-budget batches: similar-length items packed so that items × longest "
+            "item stays within this many tokens (--per_device_train_batch_size still caps the "
+            "items); default: a fixed number of items per batch"
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _at_least("--max_tokens_per_batch", self.max_tokens_per_batch, 1, "a number of tokens")
         if not 0.0 <= self.alpha <= 1.0:
             raise UserError(f"--alpha must lie in [0, 1], got {self.alpha}")
         if not self.epsilon >= 0.0:

@@ -1,5 +1,9 @@
 """A ``transformers.Trainer`` whose loss is the distjudge objective on the shared readout.
 
+``--max_tokens_per_batch`` swaps the stock fixed-size train batches for token-budget ones
+(:mod:`distjudge_trainer.batching`); a batch's loss is then scaled by its item count over the
+mean, so every item weighs the same in the epoch.
+
 Evaluation (``eval_dataset``, e.g. ``{"train": ..., "test": ...}``) reports, per dataset, the
 item means of KL(p‖q), KL(p'‖q), the adversarial gap, CE and accuracy as
 ``eval_<name>_kl`` etc., from sums kept apart from the training running means.
@@ -10,6 +14,7 @@ and checkpointing, checkpoint resume, logging) is the stock Trainer's.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from typing import Any
 
@@ -18,9 +23,15 @@ from transformers import Trainer
 from transformers.trainer_utils import EvalLoopOutput
 
 from distjudge_eval.readout import label_scores, pad_token_id
+from distjudge_trainer.batching import (
+    TokenBudgetBatchSampler,
+    check_budget_settings,
+    item_tokens,
+)
 from distjudge_trainer.config import DistJudgeConfig
 from distjudge_trainer.objective import LossParts, hybrid_loss
 
+logger = logging.getLogger("distjudge")
 LOGGED = ("kl", "kl_adv", "ce", "acc")
 
 
@@ -31,8 +42,9 @@ class DistJudgeTrainer(Trainer):
         super().__init__(*args, **kw)
         self.dj = dj_config
         self.first_tokens = first_tokens
-        self._sums: dict[str, float] = defaultdict(float)
-        self._count = 0
+        self._sums: dict[str, float] = defaultdict(float)  # item-weighted, since the last log
+        self._count = 0  # items since the last log
+        self.budget_sampler: TokenBudgetBatchSampler | None = None
         self._eval_rows: list[torch.Tensor] = []  # [B, len(LOGGED)] per eval batch
 
     def scores(self, model: Any, items: list) -> torch.Tensor:
@@ -59,6 +71,42 @@ class DistJudgeTrainer(Trainer):
         )
         return parts, scores
 
+    def get_train_dataloader(self) -> Any:
+        """The stock loader, or one of token-budget batches (``--max_tokens_per_batch``)."""
+        if self.dj.max_tokens_per_batch is None:
+            return super().get_train_dataloader()
+        check_budget_settings(self.dj.max_tokens_per_batch, self.args.train_sampling_strategy)
+        from functools import partial
+
+        from torch.utils.data import DataLoader
+        from transformers.trainer_utils import seed_worker
+
+        self.budget_sampler = TokenBudgetBatchSampler(
+            [item_tokens(ex.item) for ex in self.train_dataset],
+            self.dj.max_tokens_per_batch,
+            max_items=self._train_batch_size,
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
+        logger.info(
+            "token-budget batches: %d items in %d batches (%.1f items per batch on average)",
+            len(self.train_dataset),
+            len(self.budget_sampler),
+            self.budget_sampler.mean_items,
+        )
+        loader = DataLoader(
+            self.train_dataset,
+            batch_sampler=self.budget_sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            worker_init_fn=partial(
+                seed_worker,
+                num_workers=self.args.dataloader_num_workers,
+                rank=self.args.process_index,
+            ),
+        )
+        return self.accelerator.prepare(loader)
+
     def compute_loss(
         self,
         model: Any,
@@ -67,11 +115,15 @@ class DistJudgeTrainer(Trainer):
         num_items_in_batch: Any = None,
     ):
         parts, scores = self.loss_parts(model, inputs)
+        loss = parts.loss
         if model.training:
+            n_items = len(inputs["items"])
             for name in LOGGED:
-                self._sums[name] += float(getattr(parts, name).detach())
-            self._count += 1
-        return (parts.loss, {"scores": scores}) if return_outputs else parts.loss
+                self._sums[name] += float(getattr(parts, name).detach()) * n_items
+            self._count += n_items
+            if self.budget_sampler is not None:  # a batch mean would favour small batches
+                loss = loss * (n_items / self.budget_sampler.mean_items)
+        return (loss, {"scores": scores}) if return_outputs else loss
 
     def prediction_step(
         self,

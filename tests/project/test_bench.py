@@ -85,3 +85,26 @@ def test_gpu_check_times_the_readout_alone_and_both_backends_agree(
     assert readout["max_abs_dq"] < 1e-5
     for backend in ("hf", "hf-judge"):
         assert len(readout[backend]["seconds"]) == 1 and readout[backend]["median_s"] > 0
+
+
+@pytest.mark.parametrize("trial", range(30))
+def test_budget_benchmark_picks_the_smallest_budget_for_as_many_steps(trial: int) -> None:
+    """The budget benchmark compares the two batchings at the same number of steps; its
+    default budget must be the smallest that needs no more and fits the longest item (checked
+    by trying every budget)."""
+    import importlib.util
+    import random
+
+    from distjudge_trainer.batching import pack
+
+    spec = importlib.util.spec_from_file_location("bench", REPO / "benchmarks" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(bench)
+    rng = random.Random(trial)
+    lengths = [rng.randint(20, 300) for _ in range(rng.randint(2, 25))]
+    steps = rng.randint(1, len(lengths))
+    ordered = sorted(lengths)
+    budgets = range(max(ordered), len(ordered) * max(ordered) + 1)
+    fits = [b for b in budgets if len(pack(ordered, b)) <= steps]
+    assert bench.smallest_budget(lengths, steps) == fits[0]

@@ -126,6 +126,7 @@ def test_config_file_sets_values_and_flags_override_it(tmp_path: Path) -> None:
         (["--epsilon", "-0.1"], "--epsilon must be >= 0"),
         (["--readout", "last_token"], "--readout must be one of full | first_token"),
         (["--eval_items", "-1"], "--eval_items must be a number of items >= 0"),
+        (["--max_tokens_per_batch", "0"], "--max_tokens_per_batch must be a number of tokens >= 1"),
         (["--eval_strategy", "epoch"], "--eval_strategy needs --eval_items N > 0"),
         (["--eval_on_start", "True"], "--eval_on_start needs --eval_items N > 0"),
         (["--learning_rate", "fast"], "invalid float value"),
@@ -251,6 +252,10 @@ def user_task(folder: Path, rows: list[dict], name: str = "mytask") -> Path:
         (["--data_dir", "/nonexistent/distjudge"], "data dir /nonexistent/distjudge"),
         (["--resume_from_checkpoint", "True"], "no checkpoint-N folder"),
         (["--include_path", "/nonexistent/tasks"], "--include_path /nonexistent/tasks"),
+        (
+            ["--max_tokens_per_batch", "512", "--train_sampling_strategy", "group_by_length"],
+            "--max_tokens_per_batch orders the items itself",
+        ),
     ],
 )
 def test_cli_mistakes_fail_fast_in_one_line(

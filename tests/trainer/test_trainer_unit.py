@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from peft import get_peft_model
@@ -17,6 +18,7 @@ from tiny_models import byte_tokenizer, one_thread, tiny_llama
 
 from distjudge_eval.readout import encode_item, label_first_tokens
 from distjudge_trainer.args import DistJudgeTrainingArguments
+from distjudge_trainer.batching import item_tokens
 from distjudge_trainer.cli import eval_history, lora_config, save_run, train
 from distjudge_trainer.config import DistJudgeConfig
 from distjudge_trainer.data import TrainExample, collate
@@ -330,3 +332,33 @@ def test_train_with_eval_items_writes_the_eval_history(tok, tmp_path: Path) -> N
     for row in history:
         assert row["eval_train_items"] == 2 and row["eval_test_items"] == 2
         assert row["eval_test_kl"] > 0 and row["eval_train_kl"] > 0
+
+
+def test_trainer_weighs_every_item_the_same_whatever_its_batch(tok, tmp_path: Path) -> None:
+    """One epoch of budget batches of unequal size: the mean of the scaled batch losses equals
+    the objective's mean over all items at once (the stock per-batch mean would not)."""
+    lengths = [item_tokens(ex.item) for ex in examples(tok)]
+    budget = 2 * max(lengths)  # 4 items of unequal length: batches of 2 or 1
+    trainer = make_trainer(tok, tmp_path, max_tokens_per_batch=budget, epsilon=0.0)
+    loader = trainer.get_train_dataloader()
+    sizes = [len(batch["items"]) for batch in loader]
+    assert sum(sizes) == len(ITEMS) and len(set(sizes)) > 1, sizes
+    for batch in trainer.budget_sampler:
+        assert len(batch) * max(lengths[i] for i in batch) <= budget or len(batch) == 1
+    model = trainer.model.train()
+    with torch.no_grad():
+        scaled = [trainer.compute_loss(model, batch).item() for batch in loader]
+        everything = collate(examples(tok))
+        scores = trainer.scores(model, everything["items"])
+        whole = hybrid_loss(scores, everything["p"], everything["target"], 0.8, 0.0).loss.item()
+    assert np.mean(scaled) == pytest.approx(whole, rel=1e-5)
+    assert len(scaled) == len(trainer.budget_sampler)
+
+
+def test_trainer_trains_on_budget_batches(tok, tmp_path: Path) -> None:
+    trainer = make_trainer(tok, tmp_path, steps=-1, max_tokens_per_batch=80,
+                           training={"num_train_epochs": 2})  # fmt: skip
+    trainer.train()
+    assert trainer.state.global_step == 2 * len(trainer.budget_sampler)
+    rows = [row for row in trainer.state.log_history if "train_kl" in row]
+    assert rows and all(np.isfinite(row["train_kl"]) for row in rows)
