@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from distjudge_eval.errors import UserError
-from distjudge_eval.readout import EncodedItem
+
+if TYPE_CHECKING:  # the readout imports torch: not needed for the checks before the model loads
+    from distjudge_eval.readout import EncodedItem
 
 logger = logging.getLogger("distjudge")
 

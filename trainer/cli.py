@@ -119,12 +119,10 @@ def train(config: DistJudgeConfig, training_args: Any) -> Path:
     from transformers.trainer_utils import IntervalStrategy
 
     from distjudge_eval.readout import label_first_tokens
-    from distjudge_trainer.batching import check_budget_settings
     from distjudge_trainer.data import build_examples, collate, eval_docs, load_docs
     from distjudge_trainer.trainer import DistJudgeTrainer
 
     schedule_eval(config, training_args)
-    check_budget_settings(config.max_tokens_per_batch, training_args.train_sampling_strategy)
     preflight(config, training_args, PROG)
     docs = load_docs(config.task, config.max_train_items, config.user_paths(), config.data_dir)
     scored = eval_docs(docs, config.eval_items) if config.eval_items else {}

@@ -70,14 +70,19 @@ def early_checks(argv: Sequence[str], config_cls: type, prog: str) -> None:
         raise UserError(_unknown_flags_message(exc, parser, prog)) from None
     preflight(config, prog)
     resolve_resume(resume.resume_from_checkpoint, resume.output_dir)
+    if hasattr(config, "max_tokens_per_batch"):
+        from distjudge_trainer.batching import check_budget_settings
+
+        check_budget_settings(config.max_tokens_per_batch, resume.train_sampling_strategy)
 
 
 @dataclass
 class ResumeSettings:
-    """The two trainer flags :func:`early_checks` reads (the full parse reads them again)."""
+    """The trainer flags :func:`early_checks` reads (the full parse reads them again)."""
 
     output_dir: str | None = None
     resume_from_checkpoint: str | None = None
+    train_sampling_strategy: str = "random"
 
 
 def preflight(config: Any, prog: str) -> None:

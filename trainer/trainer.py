@@ -88,9 +88,12 @@ class DistJudgeTrainer(Trainer):
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
         )
         logger.info(
-            "token-budget batches: %d items in %d batches (%.1f items per batch on average)",
+            "token-budget batches: %d items in %d batches of at most %d tokens and %d items "
+            "(%.1f items on average)",
             len(self.train_dataset),
             len(self.budget_sampler),
+            self.dj.max_tokens_per_batch,
+            self._train_batch_size,
             self.budget_sampler.mean_items,
         )
         loader = DataLoader(
