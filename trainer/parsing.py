@@ -61,23 +61,23 @@ def early_checks(argv: Sequence[str], config_cls: type, prog: str) -> None:
     """
     if any(a in ("-h", "--help") for a in argv):
         return
-    parser = make_parser([config_cls, ResumeSettings], prog, None)
+    parser = make_parser([config_cls, EarlyTrainerFlags], prog, None)
     try:
-        config, resume, _rest = parser.parse_args_and_config(
+        config, early, _rest = parser.parse_args_and_config(
             _split_config_flag(argv), return_remaining_strings=True
         )
     except ValueError as exc:
         raise UserError(_unknown_flags_message(exc, parser, prog)) from None
     preflight(config, prog)
-    resolve_resume(resume.resume_from_checkpoint, resume.output_dir)
+    resolve_resume(early.resume_from_checkpoint, early.output_dir)
     if hasattr(config, "max_tokens_per_batch"):
         from distjudge_trainer.batching import check_budget_settings
 
-        check_budget_settings(config.max_tokens_per_batch, resume.train_sampling_strategy)
+        check_budget_settings(config.max_tokens_per_batch, early.train_sampling_strategy)
 
 
 @dataclass
-class ResumeSettings:
+class EarlyTrainerFlags:
     """The trainer flags :func:`early_checks` reads (the full parse reads them again)."""
 
     output_dir: str | None = None
