@@ -345,7 +345,7 @@ def bench_budget(
         config.model = model_args
     model, tok = load_model_and_tokenizer(config)
     model.train()
-    examples = build_examples(task, tok, max_items=items, data_dir=data_dir)
+    examples = build_examples(task, tok, max_items=items or None, data_dir=data_dir)
     lengths = [item_tokens(ex.item) for ex in examples]
     budget = max_tokens or smallest_budget(lengths, -(-len(lengths) // batch))
     order = np.random.default_rng(0).permutation(len(examples)).tolist()
@@ -356,7 +356,7 @@ def bench_budget(
     pad = tok.pad_token_id or 0
     times: dict[str, list[float]] = {name: [] for name in plans}
     losses: dict[str, float] = {}
-    for i in range(repeats + 1):
+    for i in range(repeats + 1 if repeats else 0):  # repeats 0: the batch plans only
         for name, batches in plans.items():
             total, start = 0.0, time.perf_counter()
             for indices in batches:
@@ -383,12 +383,13 @@ def bench_budget(
             "mean_items": len(examples) / len(batches),
             "padded_tokens": sum(padded(batches)),
             "peak_batch_tokens": max(padded(batches)),
-            "epoch_s": statistics.median(times[name]),
+            "epoch_s": statistics.median(times[name]) if repeats else None,
             "epoch_s_all": times[name],
-            "mean_item_loss": losses[name],
+            "mean_item_loss": losses.get(name),
         }
-    report["speedup"] = report["fixed"]["epoch_s"] / report["budget"]["epoch_s"]
-    report["loss_gap"] = abs(losses["fixed"] - losses["budget"])
+    if repeats:
+        report["speedup"] = report["fixed"]["epoch_s"] / report["budget"]["epoch_s"]
+        report["loss_gap"] = abs(losses["fixed"] - losses["budget"])
     return report
 
 
@@ -412,7 +413,8 @@ def format_budget(r: dict) -> str:
     lines = [
         f"one training epoch on {r['task']}, {r['items']} items (item tokens "
         f"{r['item_tokens']['min']}-{r['item_tokens']['max']}, median "
-        f"{r['item_tokens']['median']:.0f}), median of {r['repeats']}:",
+        f"{r['item_tokens']['median']:.0f})"
+        + (f", median of {r['repeats']}:" if r["repeats"] else ", batch plans only (no timing):"),
         "",
         "| batching | steps | items per step | padded tokens | peak tokens in a step | "
         "epoch s | speed-up |",
@@ -421,12 +423,15 @@ def format_budget(r: dict) -> str:
     for name, title in (("fixed", f"fixed, {r['batch']} items"),
                         ("budget", f"token budget {r['max_tokens_per_batch']}")):  # fmt: skip
         row = r[name]
-        ratio = r["fixed"]["epoch_s"] / row["epoch_s"]
+        timed = row["epoch_s"] is not None
+        seconds = f"{row['epoch_s']:.1f}" if timed else "—"
+        ratio = f"{r['fixed']['epoch_s'] / row['epoch_s']:.2f}x" if timed else "—"
         lines.append(
             f"| {title} | {row['batches']} | {row['mean_items']:.2f} | {row['padded_tokens']:,} | "
-            f"{row['peak_batch_tokens']:,} | {row['epoch_s']:.1f} | {ratio:.2f}x |"
+            f"{row['peak_batch_tokens']:,} | {seconds} | {ratio} |"
         )
-    lines += ["", f"item-mean loss of the epoch: fixed and budget agree to {r['loss_gap']:.1e}"]
+    if "loss_gap" in r:
+        lines += ["", f"item-mean loss of the epoch: fixed and budget agree to {r['loss_gap']:.1e}"]
     return "\n".join(lines)
 
 
@@ -500,9 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     adv.add_argument("--model", default=None, help="HF model dir (default: embedded)")
     bud = sub.add_parser("budget", help="an epoch in fixed vs token-budget batches")
     bud.add_argument("--task", default="distjudge_summeval_coherence")
-    bud.add_argument("--items", type=int, default=32)
+    bud.add_argument("--items", type=int, default=32, help="0: the whole train split")
     bud.add_argument("--batch", type=int, default=4)
-    bud.add_argument("--repeats", type=int, default=3)
+    bud.add_argument("--repeats", type=int, default=3, help="0: batch plans only, no timing")
     bud.add_argument("--max_tokens", type=int, default=None, help="default: as many steps")
     bud.add_argument("--model", default=None, help="HF model dir (default: embedded)")
     api = sub.add_parser("api", help="openai-judge items/s at several num_concurrent")

@@ -191,7 +191,7 @@ def snli_more_data(lines: list[str]) -> None:
                 judges.append((folder.name, f"{name}, 2,400 train items, s{seed}", 1.0))
     note = (
         "all of them; judges trained on 2,400 train items, 1 epoch of 150 steps, on CPU (fitted "
-        "temperatures are 0.9-1.1 and change nothing: `more_data/snli/summary.md`). The judges "
+        "temperatures are 0.85-1.08 and change little: `more_data/snli/summary.md`). The judges "
         "above saw 200."
     )
     snli_tables(lines, "more_data/snli", judges, "SNLI with more data (`more_data/snli/`)", note)
