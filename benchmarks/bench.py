@@ -378,11 +378,12 @@ def bench_budget(
     report["item_tokens"] = {"min": min(lengths), "median": statistics.median(lengths),
                              "max": max(lengths)}  # fmt: skip
     for name, batches in plans.items():
+        sizes = padded(batches)
         report[name] = {
             "batches": len(batches),
             "mean_items": len(examples) / len(batches),
-            "padded_tokens": sum(padded(batches)),
-            "peak_batch_tokens": max(padded(batches)),
+            "padded_tokens": sum(sizes),
+            "peak_batch_tokens": max(sizes),
             "epoch_s": statistics.median(times[name]) if repeats else None,
             "epoch_s_all": times[name],
             "mean_item_loss": losses.get(name),

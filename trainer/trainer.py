@@ -72,10 +72,16 @@ class DistJudgeTrainer(Trainer):
         return parts, scores
 
     def get_train_dataloader(self) -> Any:
-        """The stock loader, or one of token-budget batches (``--max_tokens_per_batch``)."""
+        """The stock loader, or one of token-budget batches (``--max_tokens_per_batch``) with
+        the stock loader's ``--dataloader_*`` settings (the stock path accepts a batch sampler
+        only if it is rank-aware; ours is sharded by accelerate like any other)."""
         if self.dj.max_tokens_per_batch is None:
             return super().get_train_dataloader()
-        check_budget_settings(self.dj.max_tokens_per_batch, self.args.train_sampling_strategy)
+        # transformers < 5 has group_by_length (a bool) instead of train_sampling_strategy
+        strategy = getattr(self.args, "train_sampling_strategy", None) or (
+            "group_by_length" if getattr(self.args, "group_by_length", False) else "random"
+        )
+        check_budget_settings(self.dj.max_tokens_per_batch, strategy)
         from functools import partial
 
         from torch.utils.data import DataLoader
@@ -96,17 +102,24 @@ class DistJudgeTrainer(Trainer):
             self._train_batch_size,
             self.budget_sampler.mean_items,
         )
+        in_order = {}  # a setting of transformers 5 and torch >= 2.6
+        if hasattr(self.args, "dataloader_in_order"):
+            in_order["in_order"] = self.args.dataloader_in_order
         loader = DataLoader(
             self.train_dataset,
             batch_sampler=self.budget_sampler,
             collate_fn=self.data_collator,
             num_workers=self.args.dataloader_num_workers,
             pin_memory=self.args.dataloader_pin_memory,
+            persistent_workers=self.args.dataloader_persistent_workers,
+            multiprocessing_context=self.args.dataloader_multiprocessing_context,
+            prefetch_factor=self.args.dataloader_prefetch_factor,
             worker_init_fn=partial(
                 seed_worker,
                 num_workers=self.args.dataloader_num_workers,
                 rank=self.args.process_index,
             ),
+            **in_order,
         )
         return self.accelerator.prepare(loader)
 
