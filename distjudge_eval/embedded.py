@@ -87,8 +87,11 @@ def prune_stale_copies(keep: Path) -> list[Path]:
     for folder in keep.parent.iterdir() if keep.parent.is_dir() else []:
         if folder == keep or not folder.is_dir():
             continue
-        old_staging = staging.match(folder.name) and folder.stat().st_mtime < time.time() - 86400
-        if legacy.match(folder.name) or old_staging:
+        try:  # another process may prune the same folder at the same time
+            old = staging.match(folder.name) and folder.stat().st_mtime < time.time() - 86400
+        except OSError:
+            continue
+        if legacy.match(folder.name) or old:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     if removed:
@@ -150,10 +153,14 @@ def embedded_weights() -> tuple[Path, str | None]:
             return target, None
         try:
             convert_embedded(target)
-            prune_stale_copies(target)
-            return target, None
         except OSError as err:
             logger.warning("distjudge: cannot cache the converted model (%s); using the GGUF", err)
+        else:
+            try:  # a failed cleanup must not cost the fresh copy
+                prune_stale_copies(target)
+            except OSError as err:
+                logger.warning("distjudge: could not remove stale model copies (%s)", err)
+            return target, None
     return embedded_model_dir(), EMBEDDED_GGUF
 
 
