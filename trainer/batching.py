@@ -63,6 +63,21 @@ def pack(lengths: Sequence[int], max_tokens: int, max_items: int | None = None) 
     return batches
 
 
+class EpochClock:
+    """The epoch of a :class:`TokenBudgetBatchSampler`, where accelerate looks for it.
+
+    Under ``accelerate launch`` the loader's batch sampler is accelerate's ``BatchSamplerShard``
+    around ours, and the epoch the Trainer sets reaches only ``batch_sampler.sampler`` of the
+    wrapped one (the place of torch's ``BatchSampler(DistributedSampler)``); without this every
+    epoch would replay epoch 0's order on more than one process."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
 class TokenBudgetBatchSampler:
     """A batch sampler (``DataLoader(batch_sampler=...)``) of token-budget batches."""
 
@@ -75,7 +90,7 @@ class TokenBudgetBatchSampler:
         self.max_tokens = max_tokens
         self.max_items = max_items
         self.seed = seed
-        self.epoch = 0
+        self.sampler = EpochClock()
         self.oversized = int((self.lengths > max_tokens).sum())
         if self.oversized:
             logger.warning(
@@ -89,7 +104,11 @@ class TokenBudgetBatchSampler:
         self._size = len(self.batches(0))
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self.sampler.epoch
 
     def batches(self, epoch: int) -> list[list[int]]:
         """This epoch's batches, in this epoch's order."""

@@ -140,6 +140,32 @@ def test_train_two_processes_same_curve(tmp_path: Path, data_dir: Path) -> None:
     assert diff <= 1e-4 * norm, f"adapters differ by {diff / norm:.2e} (relative)"
 
 
+@pytest.mark.slow
+def test_train_two_processes_on_token_budget_batches(tmp_path: Path, data_dir: Path) -> None:
+    """--max_tokens_per_batch under accelerate: each process takes every other budget batch
+    (accelerate's BatchSamplerShard), so an epoch of K batches is ceil(K / 2) steps, for every
+    epoch (the epoch's order itself: test_batching.py's sharded-loader test). The 8 items have
+    185-218 tokens: 660 packs them 3 + 3 + 2, an odd K, so the last round is topped up."""
+    import math
+    import re
+
+    epochs = 2
+    args = ["distjudge_eval.cli", "train", "--task", "distjudge_snli", "--max_train_items", "8"]
+    args += ["--per_device_train_batch_size", "4", "--max_tokens_per_batch", "660"]
+    args += ["--num_train_epochs", str(epochs), "--logging_steps", "1", "--lora_dropout", "0"]
+    args += ["--save_strategy", "epoch", "--output_dir", str(tmp_path)]
+    proc = _launch(args, data_dir, 2)
+    match = re.search(r"token-budget batches: 8 items in (\d+) batches", proc.stderr)
+    assert match, proc.stderr[-3000:]
+    assert int(match.group(1)) == 3, match.group(0)
+    per_epoch = math.ceil(int(match.group(1)) / 2)
+    steps = sorted(int(c.name.split("-")[1]) for c in tmp_path.glob("checkpoint-*"))
+    assert steps == [per_epoch * (e + 1) for e in range(epochs)], (steps, match.group(0))
+    state = json.loads((tmp_path / f"checkpoint-{steps[-1]}" / "trainer_state.json").read_text())
+    assert [r["step"] for r in state["log_history"] if "loss" in r] == list(range(1, steps[-1] + 1))
+    assert (tmp_path / "adapter_model.safetensors").is_file()
+
+
 @pytest.mark.parametrize(
     "name, kind",
     [

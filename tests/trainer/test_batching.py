@@ -85,3 +85,34 @@ def test_oversized_items_get_a_batch_of_their_own_and_are_counted(caplog) -> Non
     assert sampler.oversized == 2
     assert sorted(sorted(b) for b in sampler) == [[0, 2], [1], [3]]
     assert "2 of 4 items are longer than --max_tokens_per_batch 100" in caplog.text
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_sharded_loader_reaches_the_epoch_and_covers_every_batch(processes: int) -> None:
+    """Under ``accelerate launch`` the Trainer's ``set_epoch`` goes to accelerate's sharded
+    loader, whose batch sampler wraps ours (``BatchSamplerShard``): the epoch must still reach
+    our order, and the ranks together must see every batch of that epoch (the last round topped
+    up from the first batches, as accelerate does for any sampler)."""
+    from accelerate.data_loader import prepare_data_loader
+    from torch.utils.data import DataLoader
+
+    lengths = [random.Random(i).randint(3, 40) for i in range(37)]
+    seen: dict[int, list[list[int]]] = {}
+    for epoch in (0, 1):
+        plan = TokenBudgetBatchSampler(lengths, max_tokens=90, max_items=6, seed=5).batches(epoch)
+        rounds = -(-len(plan) // processes)
+        ranks = []
+        for rank in range(processes):
+            sampler = TokenBudgetBatchSampler(lengths, max_tokens=90, max_items=6, seed=5)
+            loader = DataLoader(list(range(len(lengths))), batch_sampler=sampler)
+            shard = prepare_data_loader(
+                loader, num_processes=processes, process_index=rank, put_on_device=False
+            )
+            shard.set_epoch(epoch)
+            ranks.append([batch.tolist() for batch in shard])
+            assert len(ranks[-1]) == len(shard) == rounds
+        dealt = [ranks[i % processes][i // processes] for i in range(rounds * processes)]
+        assert dealt[: len(plan)] == plan  # round robin over this epoch's batches, in order
+        assert dealt[len(plan) :] == plan[: len(dealt) - len(plan)]
+        seen[epoch] = plan
+    assert seen[0] != seen[1]
