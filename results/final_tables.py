@@ -117,14 +117,22 @@ def render(title: str, note: str, rows: list[tuple[str, dict[str, str]]]) -> lis
     return [*lines, ""]
 
 
-def single_seed_benchmark(
-    folder: str, tasks: list[str], judges: list[tuple[str, str, float]], truth: dict | None
+def benchmark_rows(
+    folder: str, tasks: list[str], judges: list[tuple], truth: dict | None
 ) -> tuple[list[tuple[str, dict[str, str]]], int]:
-    runs = {f: stored(RESULTS / folder / "eval" / f, tasks) for f, _, _ in judges}
+    """judges: (eval folder, or a tuple of one judge's seed folders, row label, temperature);
+    every row on the items all of them scored."""
+
+    def seeds(entry: str | tuple[str, ...]) -> tuple[str, ...]:
+        return entry if isinstance(entry, tuple) else (entry,)
+
+    runs = {f: stored(RESULTS / folder / "eval" / f, tasks) for e, _, _ in judges for f in seeds(e)}
     keys = sorted(set.intersection(*(set(r) for r in runs.values())))
     if truth is not None:
         keys = [k for k in keys if k[1] in truth]
-    rows = [(label, judge_row([runs[f]], keys, t, truth)) for f, label, t in judges]
+    rows = [
+        (label, judge_row([runs[f] for f in seeds(e)], keys, t, truth)) for e, label, t in judges
+    ]
     return rows, len(keys)
 
 
@@ -141,12 +149,12 @@ def snli_tables(
 ) -> None:
     """One SNLI judge set, twice: every test item against the 5-vote p, then the test items
     ChaosNLI re-annotated against the 100-vote p."""
-    rows, n = single_seed_benchmark(folder, ["distjudge_snli"], judges, None)
+    rows, n = benchmark_rows(folder, ["distjudge_snli"], judges, None)
     lines += render(title, f"{n:,} test items, 5-vote p; {note}", rows)
     truth_mod = load_module(RESULTS / "snli_repro/compare/chaosnli_truth.py", "chaosnli_truth")
     docs, _ = truth_mod.chaos_docs()
     truth = {i: np.asarray(d["p"], dtype=float) for i, d in docs.items()}
-    rows, n = single_seed_benchmark(folder, ["distjudge_snli"], judges, truth)
+    rows, n = benchmark_rows(folder, ["distjudge_snli"], judges, truth)
     lines += render(
         f"{title}: the items ChaosNLI re-annotated{source}",
         f"The {n} of those test items that have 100 votes (the ambiguous ones); worst case, ECE "
@@ -181,18 +189,20 @@ def snli(lines: list[str]) -> None:
 
 
 def snli_more_data(lines: list[str]) -> None:
-    methods = {"single_point": "single-point", "no_adversary": "w/o adversary", "full": "full"}
+    analyse = load_module(RESULTS / "more_data/analyse_snli.py", "analyse_snli")
     eval_dir = RESULTS / "more_data/snli/eval"
-    judges = [*SNLI_BASELINES]
-    for method, name in methods.items():
-        for folder in sorted(eval_dir.glob(f"{method}_n2400_s*")):
-            if folder.is_dir():
-                seed = folder.name.rsplit("_s", 1)[1]
-                judges.append((folder.name, f"{name}, 2,400 train items, s{seed}", 1.0))
+    judges: list[tuple] = [*SNLI_BASELINES]
+    for method, name in analyse.METHODS.items():
+        folders = sorted(f.name for f in eval_dir.glob(f"{method}_n2400_s*") if f.is_dir())
+        if folders:
+            seeds = ", ".join("s" + f.rsplit("_s", 1)[1] for f in folders)
+            judges.append((tuple(folders), f"{name}, 2,400 train items ({seeds})", 1.0))
     note = (
         "all of them; judges trained on 2,400 train items, 1 epoch of 150 steps, on CPU (fitted "
         "temperatures are 0.85-1.08 and change little: `more_data/snli/summary.md`). The judges "
-        "above saw 200."
+        "above saw 200. Several seeds: per-item values averaged over seeds, intervals over "
+        "items, ECE as mean ± sd over seeds; each seed and the paired tests per seed: "
+        "`more_data/snli/summary.md`."
     )
     snli_tables(lines, "more_data/snli", judges, "SNLI with more data (`more_data/snli/`)", note)
 
@@ -201,7 +211,7 @@ def summeval(lines: list[str]) -> None:
     tasks = [
         f"distjudge_summeval_{d}" for d in ("coherence", "consistency", "fluency", "relevance")
     ]
-    rows, n = single_seed_benchmark("summeval_repro", tasks, REPRO_JUDGES, None)
+    rows, n = benchmark_rows("summeval_repro", tasks, REPRO_JUDGES, None)
     lines += render(
         "SummEval, 4 dimensions pooled (`summeval_repro/`)",
         f"{n} (item, dimension) pairs = 20 articles × 3 systems × 4 dimensions; intervals over "
@@ -212,7 +222,7 @@ def summeval(lines: list[str]) -> None:
 
 
 def mtbench(lines: list[str]) -> None:
-    rows, n = single_seed_benchmark("mtbench_repro", ["distjudge_mtbench"], REPRO_JUDGES, None)
+    rows, n = benchmark_rows("mtbench_repro", ["distjudge_mtbench"], REPRO_JUDGES, None)
     lines += render(
         "MT-Bench, canonical slot order (`mtbench_repro/`)",
         f"{n} test items from 4 questions (a question-level test cannot go below p = 0.125); "

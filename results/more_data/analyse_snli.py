@@ -92,9 +92,19 @@ def scores(folder: Path, task: str) -> dict[str, np.ndarray]:
     }
 
 
+_METRICS: dict[tuple[int, int, float], tuple[dict, list, np.ndarray, dict]] = {}
+
+
 def metrics(p: np.ndarray, scored: dict, ids: list[str], t: float) -> dict:
-    log_q = np.stack([log_softmax(scored[i] / t) for i in ids])
-    return score_rows(p, log_q)
+    """Per-item metrics of one judge on one item set, computed once: the tables and every
+    method pair read the same judge (the worst case solves a small program per item)."""
+    key = (id(scored), id(ids), t)
+    if key not in _METRICS:  # the entry keeps scored and ids alive, so their ids stay unique
+        log_q = np.stack([log_softmax(scored[i] / t) for i in ids])
+        _METRICS[key] = (scored, ids, p, score_rows(p, log_q))
+    if not np.array_equal(_METRICS[key][2], p):
+        raise ValueError("the same items scored against two different p")
+    return _METRICS[key][3]
 
 
 def table(title: str, p: np.ndarray, ids: list[str], judges: dict, note: str) -> list[str]:
@@ -139,6 +149,7 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
     records = {}
     runs = {n: RUN.match(n) for s in sets.values() for n in s[2]}
     seeds = sorted({r["seed"] for r in runs.values() if r}, key=int)
+    per_seed: dict[tuple[str, str, str], list[float]] = {}  # (a, b, set) -> each seed's Δ
     for a, b in PAIRS:
         for seed in seeds:
             cells = []
@@ -150,6 +161,7 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
                 ma, mb = (metrics(p, judges[n], ids, 1.0)[key] for n in (na, nb))
                 res = paired_test(mb, ma, seed=0)
                 records[f"{na} - {nb}: {title}"] = res
+                per_seed.setdefault((a, b, title), []).append(res["mean_diff"])
                 cells.append(
                     f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], "
                     f"p {res['p']:.3f}"
@@ -174,6 +186,27 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
                 sd = f" ± {np.std(means, ddof=1):.3f}" if len(means) > 1 else ""
                 cells.append(f"{np.mean(means):.3f}{sd}" if means else "—")
             lines.append(f"| {METHODS[method]} | {count} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines += [
+            "Each pair across seeds: mean ± sd of the per-seed paired Δ (a − b), and in how many "
+            "seeds a is lower:",
+            "",
+            "| a − b | " + " | ".join(sets) + " |",
+            "|---|" + "---:|" * len(sets),
+        ]
+        for a, b in PAIRS:
+            cells = []
+            for title in sets:
+                deltas = per_seed.get((a, b, title), [])
+                if len(deltas) < 2:
+                    cells.append("—")
+                    continue
+                lower = sum(d < 0 for d in deltas)
+                cells.append(
+                    f"{np.mean(deltas):+.3f} ± {np.std(deltas, ddof=1):.3f} "
+                    f"({lower} of {len(deltas)})"
+                )
+            lines.append(f"| {METHODS[a]} − {METHODS[b]} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines, records
 
