@@ -31,8 +31,13 @@ from distjudge_eval.temperature import fit_from_samples
 HERE = Path(__file__).resolve().parent / "snli"
 REPRO = HERE.parent.parent / "snli_repro" / "eval"
 SNLI, TRUTH, FIVE = "distjudge_snli", "distjudge_chaosnli_snli", "distjudge_chaosnli_snli_5vote"
-METHODS = {"single_point": "single-point", "no_adversary": "w/o adversary", "full": "full"}
-RUN = re.compile(r"(?P<method>[a-z_]+)_n(?P<items>\d+)_s(?P<seed>\d+)$")
+METHODS = {
+    "single_point": "single-point",
+    "no_adversary": "w/o adversary",
+    "eps0.1": "adversary ε=0.1",
+    "full": "full",
+}
+RUN = re.compile(r"(?P<method>[a-z_]+|eps0\.1)_n(?P<items>\d+)_s(?P<seed>\d+)$")
 SMALL = {  # snli_repro/ judges: 200 train items, 50 steps of 4
     "no_adversary": "w/o adversary, 200 items (snli_repro)",
     "single_point": "single-point, 200 items (snli_repro)",
@@ -131,7 +136,13 @@ def table(title: str, p: np.ndarray, ids: list[str], judges: dict, note: str) ->
     return [*lines, ""]
 
 
-PAIRS = [("no_adversary", "single_point"), ("full", "single_point"), ("full", "no_adversary")]
+PAIRS = [
+    ("no_adversary", "single_point"),
+    ("full", "single_point"),
+    ("full", "no_adversary"),
+    ("eps0.1", "no_adversary"),
+    ("full", "eps0.1"),
+]
 
 
 def method_comparison(sets: dict) -> tuple[list[str], dict]:
@@ -185,7 +196,8 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
                 count = max(count, len(means))
                 sd = f" ± {np.std(means, ddof=1):.3f}" if len(means) > 1 else ""
                 cells.append(f"{np.mean(means):.3f}{sd}" if means else "—")
-            lines.append(f"| {METHODS[method]} | {count} | " + " | ".join(cells) + " |")
+            if count:
+                lines.append(f"| {METHODS[method]} | {count} | " + " | ".join(cells) + " |")
         lines.append("")
         lines += [
             "Each pair across seeds: mean ± sd of the per-seed paired Δ (a − b), and in how many "
@@ -206,7 +218,8 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
                     f"{np.mean(deltas):+.3f} ± {np.std(deltas, ddof=1):.3f} "
                     f"({lower} of {len(deltas)})"
                 )
-            lines.append(f"| {METHODS[a]} − {METHODS[b]} | " + " | ".join(cells) + " |")
+            if any(c != "—" for c in cells):
+                lines.append(f"| {METHODS[a]} − {METHODS[b]} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines, records
 

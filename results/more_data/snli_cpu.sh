@@ -5,7 +5,8 @@
 # batch 16, lr 5e-4, seed 0) on 2,400 train items for 1 epoch (150 steps), then scores it on every
 # SNLI test item, every ChaosNLI-SNLI test item and 200 train items (temperature fit).
 # Session 9 added METHOD (single_point: α = 0; full: α = 0.8, ε = 0.25) and SEED to compare the
-# methods at this size; two jobs ran side by side with THREADS=1 each.
+# methods at this size; two jobs ran side by side with THREADS=1 each. Session 10 added eps0.1
+# (α = 0.8, ε = 0.1), the middle of the paper's ε grid.
 # Usage (repo root): DISTJUDGE_DATA_DIR=../shared/data [METHOD=full] [SEED=1] [THREADS=1] \
 #   bash results/more_data/snli_cpu.sh
 set -euo pipefail
@@ -15,8 +16,9 @@ METHOD=${METHOD:-no_adversary}
 case $METHOD in
   single_point) FLAGS="--alpha 0 --epsilon 0" ;;
   no_adversary) FLAGS="--alpha 0.8 --epsilon 0" ;;
+  eps0.1) FLAGS="--alpha 0.8 --epsilon 0.1" ;;
   full) FLAGS="--alpha 0.8 --epsilon 0.25" ;;
-  *) echo "METHOD must be single_point, no_adversary or full, not $METHOD" >&2; exit 2 ;;
+  *) echo "METHOD must be single_point, no_adversary, eps0.1 or full, not $METHOD" >&2; exit 2 ;;
 esac
 if [ -n "${THREADS:-}" ]; then export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS; fi
 SEED=${SEED:-0}
