@@ -325,12 +325,16 @@ def bench_budget(
     max_tokens: int | None,
     model_args: str | None,
     data_dir: str | None = None,
+    memory: bool = False,
 ) -> dict:
     """One epoch of training forward + backward over the same items, in fixed batches of
     ``batch`` items (random order, as the stock sampler) and in token-budget batches
     (``--max_tokens_per_batch``, default: the smallest budget that needs no more steps than the
     fixed batches); repeats interleaved, medians reported. Padded tokens (items ×
-    longest item per batch) drive both the compute and the peak memory of a step."""
+    longest item per batch) drive both the compute and the peak memory of a step.
+
+    ``memory``: each plan's largest step (most padded tokens), forward + backward in a fresh
+    process, and the memory it took: resident-set growth on CPU, peak allocated on CUDA."""
     import numpy as np
 
     from distjudge_eval.readout import label_scores
@@ -374,6 +378,7 @@ def bench_budget(
         return [len(b) * max(lengths[j] for j in b) for b in batches]
 
     report: dict[str, Any] = {"task": task, "items": len(examples), "batch": batch}
+    report["cuda"] = next(model.parameters()).is_cuda
     report |= {"max_tokens_per_batch": budget, "repeats": repeats}
     report["item_tokens"] = {"min": min(lengths), "median": statistics.median(lengths),
                              "max": max(lengths)}  # fmt: skip
@@ -391,7 +396,56 @@ def bench_budget(
     if repeats:
         report["speedup"] = report["fixed"]["epoch_s"] / report["budget"]["epoch_s"]
         report["loss_gap"] = abs(losses["fixed"] - losses["budget"])
+    if memory:
+        del model  # the probes load their own copy
+        for name, batches in plans.items():
+            largest = max(batches, key=lambda b: len(b) * max(lengths[j] for j in b))
+            report[name]["peak_step_mib"] = _probe_step_memory(
+                task, items, model_args, data_dir, largest
+            )
     return report
+
+
+def _probe_step_memory(
+    task: str, items: int, model_args: str | None, data_dir: str | None, indices: list[int]
+) -> float:
+    """Memory of one training step on ``indices``, measured in a fresh process (MiB)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "_step_memory", task, str(items)]
+    cmd += [model_args or "", data_dir or "", ",".join(map(str, indices))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"step memory probe failed:\n{proc.stderr[-3000:]}")
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def _step_memory_main(task: str, items: str, model_args: str, data_dir: str, indices: str) -> None:
+    import torch
+
+    from distjudge_eval.readout import label_scores
+    from distjudge_trainer.cli import load_model_and_tokenizer
+    from distjudge_trainer.config import DistJudgeConfig
+    from distjudge_trainer.data import build_examples, collate
+    from distjudge_trainer.objective import hybrid_loss
+
+    config = DistJudgeConfig(task=task, data_dir=data_dir or None)
+    if model_args:
+        config.model = model_args
+    model, tok = load_model_and_tokenizer(config)
+    model.train()
+    examples = build_examples(task, tok, max_items=int(items) or None, data_dir=data_dir or None)
+    data = collate([examples[int(j)] for j in indices.split(",")])
+    with torch.no_grad():  # the weights are memory-mapped: touch them all before measuring
+        label_scores(model, data["items"][:1], pad_id=tok.pad_token_id or 0)
+    cuda = next(model.parameters()).is_cuda
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    with PeakRSS() as rss:
+        scores = label_scores(model, data["items"], pad_id=tok.pad_token_id or 0).scores
+        hybrid_loss(scores, data["p"], data["target"], 0.8, 0.0).loss.backward()
+    grown = torch.cuda.max_memory_allocated() - base if cuda else rss.growth
+    print(grown / 2**20)
 
 
 def smallest_budget(lengths: list[int], steps: int) -> int:
@@ -418,8 +472,8 @@ def format_budget(r: dict) -> str:
         + (f", median of {r['repeats']}:" if r["repeats"] else ", batch plans only (no timing):"),
         "",
         "| batching | steps | items per step | padded tokens | peak tokens in a step | "
-        "epoch s | speed-up |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "largest step, measured MiB | epoch s | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, title in (("fixed", f"fixed, {r['batch']} items"),
                         ("budget", f"token budget {r['max_tokens_per_batch']}")):  # fmt: skip
@@ -427,10 +481,14 @@ def format_budget(r: dict) -> str:
         timed = row["epoch_s"] is not None
         seconds = f"{row['epoch_s']:.1f}" if timed else "—"
         ratio = f"{r['fixed']['epoch_s'] / row['epoch_s']:.2f}x" if timed else "—"
+        mib = f"{row['peak_step_mib']:,.0f}" if "peak_step_mib" in row else "—"
         lines.append(
             f"| {title} | {row['batches']} | {row['mean_items']:.2f} | {row['padded_tokens']:,} | "
-            f"{row['peak_batch_tokens']:,} | {seconds} | {ratio} |"
+            f"{row['peak_batch_tokens']:,} | {mib} | {seconds} | {ratio} |"
         )
+    if "peak_step_mib" in r["fixed"]:
+        memory = "peak allocated (CUDA)" if r.get("cuda") else "resident-set growth (CPU)"
+        lines += ["", f"measured: {memory} of each plan's largest step, fresh process each"]
     if "loss_gap" in r:
         lines += ["", f"item-mean loss of the epoch: fixed and budget agree to {r['loss_gap']:.1e}"]
     return "\n".join(lines)
@@ -483,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "_memory":
         _memory_probe_main(*argv[1:7])
         return 0
+    if argv and argv[0] == "_step_memory":
+        _step_memory_main(*argv[1:6])
+        return 0
     parser = argparse.ArgumentParser(prog="python benchmarks/bench.py")
     sub = parser.add_subparsers(dest="what", required=True)
     ro = sub.add_parser("readout", help="stock hf vs hf-judge: items/s, ratio, memory")
@@ -511,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
     bud.add_argument("--repeats", type=int, default=3, help="0: batch plans only, no timing")
     bud.add_argument("--max_tokens", type=int, default=None, help="default: as many steps")
     bud.add_argument("--model", default=None, help="HF model dir (default: embedded)")
+    bud.add_argument(
+        "--memory", action="store_true", help="also measure each plan's largest step's memory"
+    )
     api = sub.add_parser("api", help="openai-judge items/s at several num_concurrent")
     api.add_argument("--task", default="distjudge_snli")
     api.add_argument("--limit", type=int, default=40)
@@ -542,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     elif ns.what == "budget":
         report = bench_budget(
-            ns.task, ns.items, ns.batch, ns.repeats, ns.max_tokens, ns.model, data_dir
+            ns.task, ns.items, ns.batch, ns.repeats, ns.max_tokens, ns.model, data_dir, ns.memory
         )
         print(format_budget(report))
     elif ns.what == "adversary":

@@ -108,3 +108,19 @@ def test_budget_benchmark_picks_the_smallest_budget_for_as_many_steps(trial: int
     budgets = range(max(ordered), len(ordered) * max(ordered) + 1)
     fits = [b for b in budgets if len(pack(ordered, b)) <= steps]
     assert bench.smallest_budget(lengths, steps) == fits[0]
+
+
+@pytest.mark.slow
+def test_budget_memory_probe_measures_more_for_a_larger_step(data_dir: Path) -> None:
+    """``bench.py budget --memory`` measures a step's memory in a fresh process: four SNLI
+    items (about 4x the padded tokens of one) must take clearly more than one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", REPO / "benchmarks" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(bench)
+    one = bench._probe_step_memory("distjudge_snli", 4, None, str(data_dir), [0])
+    four = bench._probe_step_memory("distjudge_snli", 4, None, str(data_dir), [0, 1, 2, 3])
+    assert one > 0 and four > 2 * one, (one, four)
+    print(f"one item {one:.0f} MiB, four items {four:.0f} MiB")
