@@ -199,7 +199,7 @@ def snli_more_data(lines: list[str]) -> None:
             judges.append((tuple(folders), f"{name}, 2,400 train items ({seeds})", 1.0))
     note = (
         "all of them; judges trained on 2,400 train items, 1 epoch of 150 steps, on CPU (fitted "
-        "temperatures are 0.85-1.08 and change little: `more_data/snli/summary.md`). The judges "
+        "temperatures are 0.85-1.20 and change little: `more_data/snli/summary.md`). The judges "
         "above saw 200. Several seeds: per-item values averaged over seeds, intervals over "
         "items, ECE as mean ± sd over seeds; each seed and the paired tests per seed: "
         "`more_data/snli/summary.md`."

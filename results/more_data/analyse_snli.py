@@ -248,10 +248,15 @@ def plot(curves: dict, prior_kl: float, prior_acc: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    colours = dict(zip(METHODS, ("tab:orange", "tab:blue", "tab:purple", "tab:green")))
     for name, rows in curves.items():
         e, kl, acc = zip(*rows)
-        axes[0].plot(e, kl, label=name)
-        axes[1].plot(e, acc, label=name)
+        run = RUN.match(name)  # a CPU run (2,400 items, seeds): thin; a GPU run (all items): bold
+        method = run["method"] if run else name.rsplit("_s", 1)[0]
+        style = {"lw": 0.8, "alpha": 0.7} if run else {"lw": 2.2}
+        label = f"{METHODS.get(method, method)}, " + (f"2,400, s{run['seed']}" if run else "all")
+        for ax, ys in zip(axes, (kl, acc)):
+            ax.plot(e, ys, color=colours.get(method), label=label, **style)
     axes[0].axhline(prior_kl, color="k", ls="--", label="prior (reads nothing)")
     axes[1].axhline(prior_acc, color="k", ls="--", label="prior")
     axes[0].set_ylabel("running KL(p‖q) on items not yet seen")
@@ -259,7 +264,9 @@ def plot(curves: dict, prior_kl: float, prior_acc: float, path: Path) -> None:
     for ax in axes:
         ax.set_xlabel("train items seen (first pass: every batch is new)")
         ax.legend(fontsize=7)
-    fig.suptitle("SNLI, first pass: all train items (GPU, stopped) and 2,400 items (CPU)")
+    fig.suptitle(
+        "SNLI, first pass: all train items (GPU, stopped; bold) and 2,400 items (CPU, 3 seeds)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
