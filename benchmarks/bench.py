@@ -259,6 +259,19 @@ def plain_label_scores(model: Any, items: list[Any], pad_id: int) -> Any:
     return scores.view(len(items), -1)
 
 
+def _training_model(task: str, model_args: str | None, data_dir: str | None) -> tuple[Any, Any]:
+    """The model and tokenizer as ``distjudge train`` loads them (LoRA), in train mode."""
+    from distjudge_trainer.cli import load_model_and_tokenizer
+    from distjudge_trainer.config import DistJudgeConfig
+
+    config = DistJudgeConfig(task=task, data_dir=data_dir)
+    if model_args:
+        config.model = model_args
+    model, tok = load_model_and_tokenizer(config)
+    model.train()
+    return model, tok
+
+
 def bench_adversary(
     task: str, batch: int, steps: int, model_args: str | None, data_dir: str | None = None
 ) -> dict:
@@ -267,16 +280,10 @@ def bench_adversary(
     import torch
 
     from distjudge_eval.readout import label_scores
-    from distjudge_trainer.cli import load_model_and_tokenizer
-    from distjudge_trainer.config import DistJudgeConfig
     from distjudge_trainer.data import build_examples, collate
     from distjudge_trainer.objective import adversarial_target, hybrid_loss
 
-    config = DistJudgeConfig(task=task, data_dir=data_dir)
-    if model_args:
-        config.model = model_args
-    model, tok = load_model_and_tokenizer(config)
-    model.train()
+    model, tok = _training_model(task, model_args, data_dir)
     data = collate(build_examples(task, tok, max_items=batch, data_dir=data_dir))
     pad = tok.pad_token_id or 0
     step_times, pgd_times, no_adv_times, plain_times = [], [], [], []
@@ -334,21 +341,15 @@ def bench_budget(
     longest item per batch) drive both the compute and the peak memory of a step.
 
     ``memory``: each plan's largest step (most padded tokens), forward + backward in a fresh
-    process, and the memory it took: resident-set growth on CPU, peak allocated on CUDA."""
+    process, and how much its resident set grew (the benchmark runs on the CPU)."""
     import numpy as np
 
     from distjudge_eval.readout import label_scores
     from distjudge_trainer.batching import TokenBudgetBatchSampler, item_tokens
-    from distjudge_trainer.cli import load_model_and_tokenizer
-    from distjudge_trainer.config import DistJudgeConfig
     from distjudge_trainer.data import build_examples, collate
     from distjudge_trainer.objective import hybrid_loss
 
-    config = DistJudgeConfig(task=task, data_dir=data_dir)
-    if model_args:
-        config.model = model_args
-    model, tok = load_model_and_tokenizer(config)
-    model.train()
+    model, tok = _training_model(task, model_args, data_dir)
     examples = build_examples(task, tok, max_items=items or None, data_dir=data_dir)
     lengths = [item_tokens(ex.item) for ex in examples]
     budget = max_tokens or smallest_budget(lengths, -(-len(lengths) // batch))
@@ -378,17 +379,16 @@ def bench_budget(
         return [len(b) * max(lengths[j] for j in b) for b in batches]
 
     report: dict[str, Any] = {"task": task, "items": len(examples), "batch": batch}
-    report["cuda"] = next(model.parameters()).is_cuda
     report |= {"max_tokens_per_batch": budget, "repeats": repeats}
     report["item_tokens"] = {"min": min(lengths), "median": statistics.median(lengths),
                              "max": max(lengths)}  # fmt: skip
+    sizes = {name: padded(batches) for name, batches in plans.items()}
     for name, batches in plans.items():
-        sizes = padded(batches)
         report[name] = {
             "batches": len(batches),
             "mean_items": len(examples) / len(batches),
-            "padded_tokens": sum(sizes),
-            "peak_batch_tokens": max(sizes),
+            "padded_tokens": sum(sizes[name]),
+            "peak_batch_tokens": max(sizes[name]),
             "epoch_s": statistics.median(times[name]) if repeats else None,
             "epoch_s_all": times[name],
             "mean_item_loss": losses.get(name),
@@ -399,7 +399,7 @@ def bench_budget(
     if memory:
         del model  # the probes load their own copy
         for name, batches in plans.items():
-            largest = max(batches, key=lambda b: len(b) * max(lengths[j] for j in b))
+            largest = batches[sizes[name].index(max(sizes[name]))]
             report[name]["peak_step_mib"] = _probe_step_memory(
                 task, items, model_args, data_dir, largest
             )
@@ -422,30 +422,18 @@ def _step_memory_main(task: str, items: str, model_args: str, data_dir: str, ind
     import torch
 
     from distjudge_eval.readout import label_scores
-    from distjudge_trainer.cli import load_model_and_tokenizer
-    from distjudge_trainer.config import DistJudgeConfig
     from distjudge_trainer.data import build_examples, collate
     from distjudge_trainer.objective import hybrid_loss
 
-    config = DistJudgeConfig(task=task, data_dir=data_dir or None)
-    if model_args:
-        config.model = model_args
-    model, tok = load_model_and_tokenizer(config)
-    model.train()
+    model, tok = _training_model(task, model_args or None, data_dir or None)
     examples = build_examples(task, tok, max_items=int(items) or None, data_dir=data_dir or None)
     data = collate([examples[int(j)] for j in indices.split(",")])
     with torch.no_grad():  # the weights are memory-mapped: touch them all before measuring
         label_scores(model, data["items"][:1], pad_id=tok.pad_token_id or 0)
-    cuda = next(model.parameters()).is_cuda
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
     with PeakRSS() as rss:
         scores = label_scores(model, data["items"], pad_id=tok.pad_token_id or 0).scores
         hybrid_loss(scores, data["p"], data["target"], 0.8, 0.0).loss.backward()
-    grown = torch.cuda.max_memory_allocated() - base if cuda else rss.growth
-    print(grown / 2**20)
+    print(rss.growth / 2**20)
 
 
 def smallest_budget(lengths: list[int], steps: int) -> int:
@@ -487,8 +475,10 @@ def format_budget(r: dict) -> str:
             f"{row['peak_batch_tokens']:,} | {mib} | {seconds} | {ratio} |"
         )
     if "peak_step_mib" in r["fixed"]:
-        memory = "peak allocated (CUDA)" if r.get("cuda") else "resident-set growth (CPU)"
-        lines += ["", f"measured: {memory} of each plan's largest step, fresh process each"]
+        lines += [
+            "",
+            "measured: resident-set growth (CPU) of each plan's largest step, fresh process each",
+        ]
     if "loss_gap" in r:
         lines += ["", f"item-mean loss of the epoch: fixed and budget agree to {r['loss_gap']:.1e}"]
     return "\n".join(lines)
