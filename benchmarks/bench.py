@@ -91,13 +91,11 @@ def _cuda() -> bool:
 def _requests(task_name: str, limit: int, data_dir: str | None) -> tuple[list[Any], int]:
     """The task's label requests as lm-eval builds them; ``data_dir`` reaches the task as
     lm-eval metadata (None: the user default)."""
-    from lm_eval.tasks import get_task_dict
-
     from distjudge_eval.task_names import task_manager
 
     metadata = {"data_dir": data_dir} if data_dir else None
     manager = task_manager(include_defaults=False, metadata=metadata)
-    task = get_task_dict([task_name], manager)[task_name]
+    task = dict(manager.load([task_name])["tasks"])[task_name]
     task.build_all_requests(limit=limit, rank=0, world_size=1)
     n_items = len({inst.doc_id for inst in task.instances})
     return list(task.instances), n_items

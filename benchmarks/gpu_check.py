@@ -106,14 +106,14 @@ def build_requests(args: argparse.Namespace) -> tuple[list[Any], float]:
     """The task's label requests for the first ``--limit`` test items, built once (outside the
     timed calls: inside them, lm-eval's task building and run bookkeeping hid the readout on a
     GPU, session 8), and the build time."""
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
 
     from distjudge_eval.paths import tasks_dir
 
     start = time.perf_counter()
     meta = {"data_dir": str(args.data_dir)} if args.data_dir else {}
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=meta)
-    task = get_task_dict([args.task], manager)[args.task]
+    task = dict(manager.load([args.task])["tasks"])[args.task]
     task.build_all_requests(limit=args.limit, rank=0, world_size=1)
     return list(task.instances), time.perf_counter() - start
 

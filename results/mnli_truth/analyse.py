@@ -55,13 +55,13 @@ HEAD = {
 
 def load_docs(data_dir: str | None) -> tuple[dict, dict, np.ndarray, int]:
     """Test docs with both p's, the prior from the train split's 5-vote p, #premise groups."""
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
 
     from distjudge_eval.paths import tasks_dir
 
     meta = {"data_dir": data_dir} if data_dir else {}
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=meta)
-    tasks = get_task_dict([TRUTH, FIVE], manager)
+    tasks = dict(manager.load([TRUTH, FIVE])["tasks"])
     truth = {d["id"]: d for d in tasks[TRUTH].test_docs()}
     five = {d["id"]: d for d in tasks[FIVE].test_docs()}
     prior = prior_distribution(list(tasks[FIVE].training_docs()))

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from lm_eval.tasks import TaskManager, get_task_dict
+from lm_eval.tasks import TaskManager
 
 from distjudge_eval.data.catalog import find_tasks
 from distjudge_eval.data.items import MalformedDataError
@@ -27,7 +27,7 @@ def build(folder: Path, name: str, metadata: dict | None = None):
     manager = TaskManager(
         include_path=[str(tasks_dir()), str(folder)], include_defaults=False, metadata=metadata
     )
-    tasks = get_task_dict([name], manager)
+    tasks = dict(manager.load([name])["tasks"])
     return tasks[name]
 
 
@@ -254,7 +254,7 @@ def nli_tasks(data_dir: Path) -> dict:
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=meta)
     names = ["snli", "mnli", "chaosnli_snli", "chaosnli_mnli"]
     names += ["chaosnli_snli_5vote", "chaosnli_mnli_5vote"]
-    return get_task_dict([f"distjudge_{n}" for n in names], manager)
+    return dict(manager.load([f"distjudge_{n}" for n in names])["tasks"])
 
 
 def _all_docs(task) -> list[dict]:

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from lm_eval.tasks import TaskManager, get_task_dict
+from lm_eval.tasks import TaskManager
 
 from distjudge_eval import cli
 from distjudge_eval.data.catalog import find_task
@@ -26,21 +26,11 @@ GROUP_TASKS = {
 }
 
 
-def flatten(task_dict: dict) -> dict:
-    out = {}
-    for key, value in task_dict.items():
-        if isinstance(value, dict):
-            out.update(flatten(value))
-        else:
-            out[key] = value
-    return out
-
-
 @pytest.fixture(scope="module")
 def tasks(data_dir: Path, monkeypatch_module) -> dict:
     monkeypatch_module.setenv("DISTJUDGE_DATA_DIR", str(data_dir))
     manager = TaskManager(include_path=str(tasks_dir()))
-    return flatten(get_task_dict(["distjudge"], manager))
+    return dict(manager.load(["distjudge"])["tasks"])  # every leaf task of the group
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import lm_eval
 import pytest
-from lm_eval.tasks import TaskManager, get_task_dict
+from lm_eval.tasks import TaskManager
 from tiny_models import byte_tokenizer, n_tokens, one_thread, tiny_llama
 
 from distjudge_eval import truncation
@@ -40,7 +40,7 @@ def manager(data_dir: Path) -> TaskManager:
 @pytest.fixture(scope="module")
 def prompt_lengths(manager: TaskManager) -> list[int]:
     """Token counts of the first LIMIT test prompts (as lm-eval strips them before encoding)."""
-    task = get_task_dict([TASK], manager)[TASK]
+    task = dict(manager.load([TASK])["tasks"])[TASK]
     docs = list(task.test_docs())[:LIMIT]
     return [n_tokens(task.doc_to_text(d).rstrip()) for d in docs]
 
@@ -152,7 +152,7 @@ def test_a_yaml_process_results_is_wrapped_so_its_items_are_counted(manager) -> 
     from distjudge_eval.verbalized import process_results_binary
 
     name = "distjudge_mtbench_verbalized"
-    task = get_task_dict([name], manager)[name]
+    task = dict(manager.load([name])["tasks"])[name]
     task.build_all_requests(limit=1)  # a fresh evaluation forgets older records
     fit, cut, skipped = list(task.test_docs())[:3]
     truncation.record(name, cut)

@@ -52,12 +52,12 @@ JUDGES = [
 
 def chaos_docs() -> tuple[dict[str, dict], set[str]]:
     """ChaosNLI-SNLI docs by id (every split), and the ids of distjudge_snli's train split."""
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
 
     from distjudge_eval.paths import tasks_dir
 
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False)
-    tasks = get_task_dict([TRUTH, FIVE, SNLI], manager)
+    tasks = dict(manager.load([TRUTH, FIVE, SNLI])["tasks"])
     docs = {}
     for split in (tasks[TRUTH].training_docs(), tasks[TRUTH].test_docs()):
         docs.update({str(d["id"]): d for d in split})
