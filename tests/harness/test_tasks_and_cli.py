@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -61,7 +62,7 @@ def test_summeval_prompts_name_their_dimension(tasks: dict) -> None:
 
 
 def test_wheel_ships_task_configs(tmp_path: Path) -> None:
-    subprocess.run(
+    build = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -76,7 +77,12 @@ def test_wheel_ships_task_configs(tmp_path: Path) -> None:
         ],
         check=True,
         timeout=300,
+        capture_output=True,
+        text=True,
     )
+    log = build.stdout + build.stderr
+    unlisted = re.findall(r"Package '([\w.]+)' is absent from the `packages` configuration", log)
+    assert not unlisted, f"list {sorted(set(unlisted))} in pyproject.toml's packages"
     (wheel,) = tmp_path.glob("distjudge-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {n for n in names if n.startswith("distjudge_tasks/")}
