@@ -192,8 +192,11 @@ def snli_more_data(lines: list[str]) -> None:
     analyse = load_module(RESULTS / "more_data/analyse_snli.py", "analyse_snli")
     eval_dir = RESULTS / "more_data/snli/eval"
     judges: list[tuple] = [*SNLI_BASELINES]
+    runs = {f.name: analyse.RUN.match(f.name) for f in eval_dir.iterdir() if f.is_dir()}
+    runs = {n: r for n, r in runs.items() if r and r["items"] == "2400"}
     for method, name in analyse.METHODS.items():
-        folders = sorted(f.name for f in eval_dir.glob(f"{method}_n2400_s*") if f.is_dir())
+        # 1-epoch runs only; the 2-epoch runs are one seed each, in more_data/snli/summary.md
+        folders = sorted(n for n, r in runs.items() if r["method"] == method and not r["epochs"])
         if folders:
             seeds = ", ".join("s" + f.rsplit("_s", 1)[1] for f in folders)
             judges.append((tuple(folders), f"{name}, 2,400 train items ({seeds})", 1.0))

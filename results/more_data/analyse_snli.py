@@ -37,7 +37,9 @@ METHODS = {
     "eps0.1": "adversary ε=0.1",
     "full": "full",
 }
-RUN = re.compile(r"(?P<method>[a-z_]+|eps0\.1)_n(?P<items>\d+)_s(?P<seed>\d+)$")
+RUN = re.compile(
+    r"(?P<method>[a-z_]+|eps0\.1)_n(?P<items>\d+)_s(?P<seed>\d+)(?:_e(?P<epochs>\d+))?$"
+)
 SMALL = {  # snli_repro/ judges: 200 train items, 50 steps of 4
     "no_adversary": "w/o adversary, 200 items (snli_repro)",
     "single_point": "single-point, 200 items (snli_repro)",
@@ -50,9 +52,13 @@ def label(name: str) -> str:
     run = RUN.match(name)
     if not run:
         return name
-    return (
-        f"{METHODS[run['method']]}, {int(run['items']):,} items, 1 epoch (CPU), s{run['seed']}"
-    )
+    epochs = f"{epochs_of(run)} epochs" if epochs_of(run) > 1 else "1 epoch"
+    return f"{METHODS[run['method']]}, {int(run['items']):,} items, {epochs} (CPU), s{run['seed']}"
+
+
+def epochs_of(run: re.Match) -> int:
+    """A run's epochs: 1 unless its name ends in _e<N>."""
+    return int(run["epochs"] or 1)
 
 
 def with_temperatures(judges: dict, temps: dict) -> dict:
@@ -68,14 +74,14 @@ def with_temperatures(judges: dict, temps: dict) -> dict:
 def docs() -> tuple[dict, dict, np.ndarray, np.ndarray]:
     """SNLI test docs, ChaosNLI-SNLI docs (100-vote p, with the 5-vote p as p5), the prior, and
     the SNLI train split's p (to score the prior on train items)."""
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
 
     from distjudge_eval.paths import tasks_dir
 
     data_dir = os.environ.get("DISTJUDGE_DATA_DIR")
     meta = {"data_dir": data_dir} if data_dir else {}
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=meta)
-    tasks = get_task_dict([SNLI, TRUTH, FIVE], manager)
+    tasks = dict(manager.load([SNLI, TRUTH, FIVE])["tasks"])
     train = list(tasks[SNLI].training_docs())
     test = {str(d["id"]): d for d in tasks[SNLI].test_docs()}
     chaos = {str(d["id"]): d for d in tasks[TRUTH].test_docs()}
@@ -140,6 +146,7 @@ PAIRS = [
     ("no_adversary", "single_point"),
     ("full", "single_point"),
     ("full", "no_adversary"),
+    ("eps0.1", "single_point"),
     ("eps0.1", "no_adversary"),
     ("full", "eps0.1"),
 ]
@@ -150,7 +157,7 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
     than one seed, also each method's mean ± sd across seeds (the paired tests see item noise
     only, not seed-to-seed variation)."""
     lines = [
-        "## The methods against each other (same train items, same seed)",
+        "## The methods against each other (same train items, same seed, 1 epoch)",
         "",
         "a − b, paired over items (bootstrap 95% CI, sign-flip p). Negative favours a.",
         "",
@@ -159,7 +166,7 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
     ]
     records = {}
     runs = {n: RUN.match(n) for s in sets.values() for n in s[2]}
-    seeds = sorted({r["seed"] for r in runs.values() if r}, key=int)
+    seeds = sorted({r["seed"] for r in runs.values() if r and epochs_of(r) == 1}, key=int)
     per_seed: dict[tuple[str, str, str], list[float]] = {}  # (a, b, set) -> each seed's Δ
     for a, b in PAIRS:
         for seed in seeds:
@@ -191,7 +198,7 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
                 means = [
                     metrics(p, judges[n], ids, 1.0)[key].mean()
                     for n in judges
-                    if runs.get(n) and runs[n]["method"] == method
+                    if runs.get(n) and runs[n]["method"] == method and epochs_of(runs[n]) == 1
                 ]
                 count = max(count, len(means))
                 sd = f" ± {np.std(means, ddof=1):.3f}" if len(means) > 1 else ""
@@ -222,6 +229,61 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
                 lines.append(f"| {METHODS[a]} − {METHODS[b]} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines, records
+
+
+def epoch_comparison(sets: dict) -> tuple[list[str], dict]:
+    """Runs trained for more than one epoch against the 1-epoch run of the same method and seed
+    (same items, same order in epoch 1; the learning rate decays over the longer run), paired
+    over test items, and the train and test KL each run logged after every epoch (100 items
+    each, eval_history_*.json): a test KL that rises while the train KL falls is overfitting."""
+    longer = sorted(
+        {n for s in sets.values() for n in s[2] if RUN.match(n) and epochs_of(RUN.match(n)) > 1}
+    )
+    if not longer:
+        return [], {}
+    lines = [
+        "## More epochs (same method, seed and train items)",
+        "",
+        "Longer − 1-epoch run, paired over items (bootstrap 95% CI, sign-flip p). Negative favours "
+        "the longer run.",
+        "",
+        "| run − 1-epoch run | " + " | ".join(sets) + " |",
+        "|---|" + "---|" * len(sets),
+    ]
+    records = {}
+    for name in longer:
+        base = name.rsplit("_e", 1)[0]
+        cells = []
+        for title, (p, ids, judges, key) in sets.items():
+            if name not in judges or base not in judges:
+                cells.append("—")
+                continue
+            ma, mb = (metrics(p, judges[n], ids, 1.0)[key] for n in (name, base))
+            res = paired_test(mb, ma, seed=0)
+            records[f"{name} - {base}: {title}"] = res
+            cells.append(
+                f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], p {res['p']:.3f}"
+            )
+        lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "After each epoch, on 100 train items (seen in training) and 100 test items (5-vote p):",
+        "",
+        "| run | epoch | step | train KL | test KL | train accuracy | test accuracy |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in longer:
+        for run in (name.rsplit("_e", 1)[0], name):
+            path = HERE / f"eval_history_{run}.json"
+            if not path.is_file():
+                continue
+            for row in json.loads(path.read_text()):
+                lines.append(
+                    f"| {label(run)} | {row['epoch']:.0f} | {row['step']} | "
+                    f"{row['eval_train_kl']:.3f} | {row['eval_test_kl']:.3f} | "
+                    f"{row['eval_train_acc']:.3f} | {row['eval_test_acc']:.3f} |"
+                )
+    return [*lines, ""], records
 
 
 def first_epoch(logs: Path) -> dict[str, list[tuple[float, float, float]]]:
@@ -255,6 +317,9 @@ def plot(curves: dict, prior_kl: float, prior_acc: float, path: Path) -> None:
         method = run["method"] if run else name.rsplit("_s", 1)[0]
         style = {"lw": 0.8, "alpha": 0.7} if run else {"lw": 2.2}
         label = f"{METHODS.get(method, method)}, " + (f"2,400, s{run['seed']}" if run else "all")
+        if run and epochs_of(run) > 1:  # its first pass, under a slower-decaying learning rate
+            label += f", {epochs_of(run)}-epoch run"
+            style["ls"] = ":"
         for ax, ys in zip(axes, (kl, acc)):
             ax.plot(e, ys, color=colours.get(method), label=label, **style)
     axes[0].axhline(prior_kl, color="k", ls="--", label="prior (reads nothing)")
@@ -355,6 +420,9 @@ def main() -> None:
     method_lines, method_records = method_comparison(sets)
     out += method_lines
     records |= method_records
+    epoch_lines, epoch_records = epoch_comparison(sets)
+    out += epoch_lines
+    records |= epoch_records
     # first-epoch curves
     prior_train = score_rows(train_p, np.tile(prior_scores, (len(train_p), 1)))
     curves = first_epoch(HERE / "logs")

@@ -6,9 +6,11 @@
 # SNLI test item, every ChaosNLI-SNLI test item and 200 train items (temperature fit).
 # Session 9 added METHOD (single_point: α = 0; full: α = 0.8, ε = 0.25) and SEED to compare the
 # methods at this size; two jobs ran side by side with THREADS=1 each. Session 10 added eps0.1
-# (α = 0.8, ε = 0.1), the middle of the paper's ε grid.
-# Usage (repo root): DISTJUDGE_DATA_DIR=../shared/data [METHOD=full] [SEED=1] [THREADS=1] \
-#   bash results/more_data/snli_cpu.sh
+# (α = 0.8, ε = 0.1), the middle of the paper's ε grid. Session 11 added EPOCHS (the paper's
+# regime is 2 epochs; the train and test KL on 100 items each are logged after every epoch, and the
+# run's name gets an _e2 suffix).
+# Usage (repo root): DISTJUDGE_DATA_DIR=../shared/data [METHOD=full] [SEED=1] [EPOCHS=2] \
+#   [THREADS=1] bash results/more_data/snli_cpu.sh
 set -euo pipefail
 OUT=${OUT:-results/more_data/snli}
 ITEMS=${ITEMS:-2400}
@@ -22,13 +24,15 @@ case $METHOD in
 esac
 if [ -n "${THREADS:-}" ]; then export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS; fi
 SEED=${SEED:-0}
+EPOCHS=${EPOCHS:-1}
 NAME=${METHOD}_n${ITEMS}_s${SEED}
+if [ "$EPOCHS" != 1 ]; then NAME=${NAME}_e${EPOCHS}; fi
 mkdir -p "$OUT/logs" "$OUT/eval" "$OUT/eval_chaos" "$OUT/eval_train"
 BASE=$(python -c "from distjudge_eval.embedded import embedded_model_args as a; print(a())")
 ADAPTER=$OUT/adapters/$NAME
 if [ ! -f "$ADAPTER/adapter_model.safetensors" ]; then
   start=$SECONDS
-  distjudge train --task distjudge_snli --max_train_items "$ITEMS" --num_train_epochs 1 \
+  distjudge train --task distjudge_snli --max_train_items "$ITEMS" --num_train_epochs "$EPOCHS" \
     --per_device_train_batch_size 16 --learning_rate 5e-4 --logging_steps 5 --eval_items 100 \
     --save_strategy no --seed "$SEED" $FLAGS --output_dir "$ADAPTER" \
     > "$OUT/logs/train_$NAME.log" 2>&1
