@@ -231,7 +231,7 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
     return lines, records
 
 
-def epoch_comparison(sets: dict) -> tuple[list[str], dict]:
+def epoch_comparison(sets: dict, temps: dict) -> tuple[list[str], dict]:
     """Runs trained for more than one epoch against the 1-epoch run of the same method and seed
     (same items, same order in epoch 1; the learning rate decays over the longer run), paired
     over test items, and the train and test KL each run logged after every epoch (100 items
@@ -247,7 +247,9 @@ def epoch_comparison(sets: dict) -> tuple[list[str], dict]:
         "Longer − 1-epoch run, paired over items (bootstrap 95% CI, sign-flip p). Negative favours "
         "the longer run.",
         "",
-        "| run − 1-epoch run | " + " | ".join(sets) + " |",
+        "| run − 1-epoch run (then method − method at the longer length) | "
+        + " | ".join(sets)
+        + " |",
         "|---|" + "---|" * len(sets),
     ]
     records = {}
@@ -265,6 +267,33 @@ def epoch_comparison(sets: dict) -> tuple[list[str], dict]:
                 f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], p {res['p']:.3f}"
             )
         lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
+    for a, b in PAIRS:  # the methods against each other at the longer length
+        for name in longer:
+            run = RUN.match(name)
+            if run["method"] != a:
+                continue
+            other = f"{b}_n{run['items']}_s{run['seed']}_e{run['epochs']}"
+            # b as it is, then b temperature-scaled (a judge that overfits sharpens; T undoes it)
+            for t_other in (1.0, temps.get(other)):
+                if t_other is None:
+                    continue
+                cells = []
+                for title, (p, ids, judges, key) in sets.items():
+                    if name not in judges or other not in judges:
+                        cells.append("—")
+                        continue
+                    ma = metrics(p, judges[name], ids, 1.0)[key]
+                    mb = metrics(p, judges[other], ids, t_other)[key]
+                    res = paired_test(mb, ma, seed=0)
+                    records[f"{name} - {other} (T {t_other:.2f}): {title}"] = res
+                    cells.append(
+                        f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], "
+                        f"p {res['p']:.3f}"
+                    )
+                if any(c != "—" for c in cells):
+                    scaled = f" (T = {t_other:.2f})" if t_other != 1.0 else ""
+                    row = f"{METHODS[a]} − {METHODS[b]}{scaled}, {run['epochs']} epochs"
+                    lines.append(f"| {row}, s{run['seed']} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "After each epoch, on 100 train items (seen in training) and 100 test items (5-vote p):",
@@ -420,7 +449,7 @@ def main() -> None:
     method_lines, method_records = method_comparison(sets)
     out += method_lines
     records |= method_records
-    epoch_lines, epoch_records = epoch_comparison(sets)
+    epoch_lines, epoch_records = epoch_comparison(sets, temps)
     out += epoch_lines
     records |= epoch_records
     # first-epoch curves
