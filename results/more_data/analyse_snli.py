@@ -142,6 +142,27 @@ def table(title: str, p: np.ndarray, ids: list[str], judges: dict, note: str) ->
     return [*lines, ""]
 
 
+def paired_cells(
+    sets: dict, a: str, b: str, records: dict, t_b: float = 1.0
+) -> tuple[list[str], dict[str, float]]:
+    """Judge a − judge b (b at temperature t_b) on each item set, paired over items: the table
+    cells ("—" where either judge is missing), each set's mean Δ, and the tests into records."""
+    cells, deltas = [], {}
+    tag = f" (T {t_b:.2f})" if t_b != 1.0 else ""
+    for title, (p, ids, judges, key) in sets.items():
+        if a not in judges or b not in judges:
+            cells.append("—")
+            continue
+        ma, mb = metrics(p, judges[a], ids, 1.0)[key], metrics(p, judges[b], ids, t_b)[key]
+        res = paired_test(mb, ma, seed=0)
+        records[f"{a} - {b}{tag}: {title}"] = res
+        deltas[title] = res["mean_diff"]
+        cells.append(
+            f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], p {res['p']:.3f}"
+        )
+    return cells, deltas
+
+
 PAIRS = [
     ("no_adversary", "single_point"),
     ("full", "single_point"),
@@ -170,20 +191,9 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
     per_seed: dict[tuple[str, str, str], list[float]] = {}  # (a, b, set) -> each seed's Δ
     for a, b in PAIRS:
         for seed in seeds:
-            cells = []
-            for title, (p, ids, judges, key) in sets.items():
-                na, nb = (f"{m}_n2400_s{seed}" for m in (a, b))
-                if na not in judges or nb not in judges:
-                    cells.append("—")
-                    continue
-                ma, mb = (metrics(p, judges[n], ids, 1.0)[key] for n in (na, nb))
-                res = paired_test(mb, ma, seed=0)
-                records[f"{na} - {nb}: {title}"] = res
-                per_seed.setdefault((a, b, title), []).append(res["mean_diff"])
-                cells.append(
-                    f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], "
-                    f"p {res['p']:.3f}"
-                )
+            cells, deltas = paired_cells(sets, f"{a}_n2400_s{seed}", f"{b}_n2400_s{seed}", records)
+            for title, delta in deltas.items():
+                per_seed.setdefault((a, b, title), []).append(delta)
             if any(c != "—" for c in cells):
                 row = " | ".join(cells)
                 lines.append(f"| {METHODS[a]} − {METHODS[b]} | {seed} | {row} |")
@@ -254,18 +264,7 @@ def epoch_comparison(sets: dict, temps: dict) -> tuple[list[str], dict]:
     ]
     records = {}
     for name in longer:
-        base = name.rsplit("_e", 1)[0]
-        cells = []
-        for title, (p, ids, judges, key) in sets.items():
-            if name not in judges or base not in judges:
-                cells.append("—")
-                continue
-            ma, mb = (metrics(p, judges[n], ids, 1.0)[key] for n in (name, base))
-            res = paired_test(mb, ma, seed=0)
-            records[f"{name} - {base}: {title}"] = res
-            cells.append(
-                f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], p {res['p']:.3f}"
-            )
+        cells, _ = paired_cells(sets, name, name.rsplit("_e", 1)[0], records)
         lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
     for a, b in PAIRS:  # the methods against each other at the longer length
         for name in longer:
@@ -277,19 +276,7 @@ def epoch_comparison(sets: dict, temps: dict) -> tuple[list[str], dict]:
             for t_other in (1.0, temps.get(other)):
                 if t_other is None:
                     continue
-                cells = []
-                for title, (p, ids, judges, key) in sets.items():
-                    if name not in judges or other not in judges:
-                        cells.append("—")
-                        continue
-                    ma = metrics(p, judges[name], ids, 1.0)[key]
-                    mb = metrics(p, judges[other], ids, t_other)[key]
-                    res = paired_test(mb, ma, seed=0)
-                    records[f"{name} - {other} (T {t_other:.2f}): {title}"] = res
-                    cells.append(
-                        f"{res['mean_diff']:+.3f} [{res['lo']:+.3f}, {res['hi']:+.3f}], "
-                        f"p {res['p']:.3f}"
-                    )
+                cells, _ = paired_cells(sets, name, other, records, t_other)
                 if any(c != "—" for c in cells):
                     scaled = f" (T = {t_other:.2f})" if t_other != 1.0 else ""
                     row = f"{METHODS[a]} − {METHODS[b]}{scaled}, {run['epochs']} epochs"
