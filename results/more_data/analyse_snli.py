@@ -302,8 +302,9 @@ def epoch_comparison(sets: dict, temps: dict) -> tuple[list[str], dict]:
     return [*lines, ""], records
 
 
-def first_epoch(logs: Path) -> dict[str, list[tuple[float, float, float]]]:
-    """Per run: (items seen, running train KL, running train accuracy) in the first epoch."""
+def running_curves(logs: Path, last_epoch: float = 1.0) -> dict[str, list[tuple]]:
+    """Per run: (items passed, running train KL, running train accuracy) up to ``last_epoch``.
+    Items passed counts every pass: 2,400 items over 2 epochs end at 4,800."""
     curves = {}
     for path in sorted(logs.glob("train_*.log")):
         text = path.read_text(errors="replace")
@@ -312,11 +313,82 @@ def first_epoch(logs: Path) -> dict[str, list[tuple[float, float, float]]]:
         for logged in re.findall(r"\{'loss'[^}]*\}", text):
             row = ast.literal_eval(logged)
             epoch = float(row["epoch"])
-            if epoch <= 1.0:
+            if epoch <= last_epoch:
                 rows.append((epoch * n_items, float(row["train_kl"]), float(row["train_acc"])))
         if rows:
             curves[path.stem.removeprefix("train_")] = rows
     return curves
+
+
+def first_epoch(logs: Path) -> dict[str, list[tuple[float, float, float]]]:
+    """Per run: (items seen, running train KL, running train accuracy) in the first epoch."""
+    return running_curves(logs, 1.0)
+
+
+def plot_epochs(logs: Path, prior_kl: float, path: Path) -> bool:
+    """The longer runs over all their epochs: the running train KL (from epoch 2 on, on items
+    seen before), the train and test KL on 100 items each after every epoch, and the 1-epoch
+    run of the same method and seed beside it. False when there is no longer run."""
+    runs = {n: RUN.match(n) for n in running_curves(logs, float("inf"))}
+    longer = [n for n, r in runs.items() if r and epochs_of(r) > 1]
+    if not longer:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = running_curves(logs, float("inf"))
+    colours = dict(zip(METHODS, ("tab:orange", "tab:blue", "tab:purple", "tab:green")))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for name in longer:
+        base = name.rsplit("_e", 1)[0]
+        colour = colours.get(runs[name]["method"])
+        for run, style in ((name, "-"), (base, ":")):
+            if run not in curves:
+                continue
+            n_items = int(runs[name]["items"])
+            x, kl, _ = zip(*curves[run])
+            ax.plot(
+                [v / n_items for v in x],
+                kl,
+                ls=style,
+                lw=0.9,
+                color=colour,
+                alpha=0.6,
+                label=f"{label(run)}: running train KL",
+            )
+            history = HERE / f"eval_history_{run}.json"
+            if history.is_file():
+                rows = json.loads(history.read_text())
+                epochs = [r["epoch"] for r in rows]
+                ax.plot(
+                    epochs,
+                    [r["eval_test_kl"] for r in rows],
+                    marker="o",
+                    ls=style,
+                    color=colour,
+                    label=f"{label(run)}: test KL (100 items)",
+                )
+                ax.plot(
+                    epochs,
+                    [r["eval_train_kl"] for r in rows],
+                    marker="s",
+                    ls="none",
+                    mfc="none",
+                    color=colour,
+                    label=f"{label(run)}: train KL (100 items)",
+                )
+    ax.axhline(prior_kl, color="k", ls="--", label="prior (reads nothing), train split")
+    ax.set_xlabel("epoch (from 1 on, the running train KL is on items seen before)")
+    ax.set_ylabel("KL(p‖q), 5-vote p")
+    ax.set_ylim(0.3, 1.2)
+    fig.legend(loc="center right", fontsize=7)
+    seeds = ", ".join(sorted({runs[n]["seed"] for n in longer}, key=int))
+    fig.suptitle(f"SNLI, 2,400 train items: more epochs (solid) against one (dotted), seed {seeds}")
+    fig.tight_layout(rect=(0, 0, 0.56, 1))
+    fig.savefig(path, dpi=120)
+    return True
 
 
 def plot(curves: dict, prior_kl: float, prior_acc: float, path: Path) -> None:
@@ -325,7 +397,7 @@ def plot(curves: dict, prior_kl: float, prior_acc: float, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     colours = dict(zip(METHODS, ("tab:orange", "tab:blue", "tab:purple", "tab:green")))
     for name, rows in curves.items():
         e, kl, acc = zip(*rows)
@@ -337,18 +409,20 @@ def plot(curves: dict, prior_kl: float, prior_acc: float, path: Path) -> None:
             label += f", {epochs_of(run)}-epoch run"
             style["ls"] = ":"
         for ax, ys in zip(axes, (kl, acc)):
-            ax.plot(e, ys, color=colours.get(method), label=label, **style)
+            ax.plot(
+                e, ys, color=colours.get(method), label=label if ax is axes[0] else None, **style
+            )
     axes[0].axhline(prior_kl, color="k", ls="--", label="prior (reads nothing)")
-    axes[1].axhline(prior_acc, color="k", ls="--", label="prior")
+    axes[1].axhline(prior_acc, color="k", ls="--")
     axes[0].set_ylabel("running KL(p‖q) on items not yet seen")
     axes[1].set_ylabel("running accuracy vs majority")
     for ax in axes:
         ax.set_xlabel("train items seen (first pass: every batch is new)")
-        ax.legend(fontsize=7)
     fig.suptitle(
         "SNLI, first pass: all train items (GPU, stopped; bold) and 2,400 items (CPU, 3 seeds)"
     )
-    fig.tight_layout()
+    fig.legend(loc="center right", fontsize=7)
+    fig.tight_layout(rect=(0, 0, 0.78, 1))
     fig.savefig(path, dpi=120)
 
 
@@ -444,6 +518,9 @@ def main() -> None:
     curves = first_epoch(HERE / "logs")
     if curves:
         plot(curves, prior_train["kl"].mean(), prior_train["acc"].mean(), HERE / "first_epoch.png")
+        if plot_epochs(HERE / "logs", prior_train["kl"].mean(), HERE / "epochs.png"):
+            out.append("The longer runs over all their epochs: `epochs.png`.")
+            out.append("")
         out += [
             "## First epoch: running KL on items the judge has not seen yet",
             "",
