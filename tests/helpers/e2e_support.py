@@ -5,6 +5,7 @@ independent reference the CLI's q is checked against)."""
 from __future__ import annotations
 
 import gzip
+import inspect
 import json
 import math
 import subprocess
@@ -91,7 +92,8 @@ def _continuation_logprob(model, hidden, cont: list[int]) -> float:
     softmax in float64."""
     import torch
 
-    logprobs = torch.log_softmax(model.lm_head(hidden).double(), dim=-1)
+    with torch.no_grad():  # a reference score, not a training step
+        logprobs = torch.log_softmax(model.lm_head(hidden).double(), dim=-1)
     return float(logprobs[torch.arange(len(cont)), torch.tensor(cont)].sum())
 
 
@@ -123,13 +125,17 @@ def direct_logliks(
     if any(c != ctx for c, _ in splits):  # a label merged with the context's last token
         return [direct_loglik(tok, model, context, c) for c in continuations]
     out = []
+    # transformers 5 renamed past_key_values to cache (the old name goes in 5.40): use what it takes
+    name = "cache" if "cache" in inspect.signature(model.model.forward).parameters else None
     with torch.no_grad():
         first = model.model(torch.tensor([ctx]), use_cache=True)
-        cache, last = first.past_key_values, first.last_hidden_state[0, -1:]
+        cache = first["cache"] if name else first.past_key_values
+        last = first.last_hidden_state[0, -1:]
         for _, cont in splits:
             hidden = last
             if len(cont) > 1:
-                rest = model.model(torch.tensor([cont[:-1]]), past_key_values=cache, use_cache=True)
+                kwargs = {name or "past_key_values": cache, "use_cache": True}
+                rest = model.model(torch.tensor([cont[:-1]]), **kwargs)
                 hidden = torch.cat([last, rest.last_hidden_state[0]])
                 cache.crop(-(len(cont) - 1))  # back to the context alone
             out.append(_continuation_logprob(model, hidden, cont))
