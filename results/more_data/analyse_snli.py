@@ -37,6 +37,7 @@ METHODS = {
     "eps0.1": "adversary ε=0.1",
     "full": "full",
 }
+COLOURS = dict(zip(METHODS, ("tab:orange", "tab:blue", "tab:purple", "tab:green")))  # plots
 RUN = re.compile(
     r"(?P<method>[a-z_]+|eps0\.1)_n(?P<items>\d+)_s(?P<seed>\d+)(?:_e(?P<epochs>\d+))?$"
 )
@@ -59,6 +60,11 @@ def label(name: str) -> str:
 def epochs_of(run: re.Match) -> int:
     """A run's epochs: 1 unless its name ends in _e<N>."""
     return int(run["epochs"] or 1)
+
+
+def one_epoch_twin(name: str) -> str:
+    """``full_n2400_s0_e2`` -> ``full_n2400_s0``: the same method, items and seed, 1 epoch."""
+    return name.rsplit("_e", 1)[0]
 
 
 def with_temperatures(judges: dict, temps: dict) -> dict:
@@ -264,7 +270,7 @@ def epoch_comparison(sets: dict, temps: dict) -> tuple[list[str], dict]:
     ]
     records = {}
     for name in longer:
-        cells, _ = paired_cells(sets, name, name.rsplit("_e", 1)[0], records)
+        cells, _ = paired_cells(sets, name, one_epoch_twin(name), records)
         lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
     for a, b in PAIRS:  # the methods against each other at the longer length
         for name in longer:
@@ -289,7 +295,7 @@ def epoch_comparison(sets: dict, temps: dict) -> tuple[list[str], dict]:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in longer:
-        for run in (name.rsplit("_e", 1)[0], name):
+        for run in (one_epoch_twin(name), name):
             path = HERE / f"eval_history_{run}.json"
             if not path.is_file():
                 continue
@@ -329,7 +335,8 @@ def plot_epochs(logs: Path, prior_kl: float, path: Path) -> bool:
     """The longer runs over all their epochs: the running train KL (from epoch 2 on, on items
     seen before), the train and test KL on 100 items each after every epoch, and the 1-epoch
     run of the same method and seed beside it. False when there is no longer run."""
-    runs = {n: RUN.match(n) for n in running_curves(logs, float("inf"))}
+    curves = running_curves(logs, float("inf"))
+    runs = {n: RUN.match(n) for n in curves}
     longer = [n for n, r in runs.items() if r and epochs_of(r) > 1]
     if not longer:
         return False
@@ -338,13 +345,10 @@ def plot_epochs(logs: Path, prior_kl: float, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = running_curves(logs, float("inf"))
-    colours = dict(zip(METHODS, ("tab:orange", "tab:blue", "tab:purple", "tab:green")))
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for name in longer:
-        base = name.rsplit("_e", 1)[0]
-        colour = colours.get(runs[name]["method"])
-        for run, style in ((name, "-"), (base, ":")):
+        colour = COLOURS.get(runs[name]["method"])
+        for run, style in ((name, "-"), (one_epoch_twin(name), ":")):
             if run not in curves:
                 continue
             n_items = int(runs[name]["items"])
@@ -398,7 +402,6 @@ def plot(curves: dict, prior_kl: float, prior_acc: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    colours = dict(zip(METHODS, ("tab:orange", "tab:blue", "tab:purple", "tab:green")))
     for name, rows in curves.items():
         e, kl, acc = zip(*rows)
         run = RUN.match(name)  # a CPU run (2,400 items, seeds): thin; a GPU run (all items): bold
@@ -410,7 +413,7 @@ def plot(curves: dict, prior_kl: float, prior_acc: float, path: Path) -> None:
             style["ls"] = ":"
         for ax, ys in zip(axes, (kl, acc)):
             ax.plot(
-                e, ys, color=colours.get(method), label=label if ax is axes[0] else None, **style
+                e, ys, color=COLOURS.get(method), label=label if ax is axes[0] else None, **style
             )
     axes[0].axhline(prior_kl, color="k", ls="--", label="prior (reads nothing)")
     axes[1].axhline(prior_acc, color="k", ls="--")
