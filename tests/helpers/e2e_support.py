@@ -126,16 +126,18 @@ def direct_logliks(
         return [direct_loglik(tok, model, context, c) for c in continuations]
     out = []
     # transformers 5 renamed past_key_values to cache (the old name goes in 5.40): use what it takes
-    name = "cache" if "cache" in inspect.signature(model.model.forward).parameters else None
+    key = (
+        "cache"
+        if "cache" in inspect.signature(model.model.forward).parameters
+        else "past_key_values"
+    )
     with torch.no_grad():
         first = model.model(torch.tensor([ctx]), use_cache=True)
-        cache = first["cache"] if name else first.past_key_values
-        last = first.last_hidden_state[0, -1:]
+        cache, last = first[key], first.last_hidden_state[0, -1:]
         for _, cont in splits:
             hidden = last
             if len(cont) > 1:
-                kwargs = {name or "past_key_values": cache, "use_cache": True}
-                rest = model.model(torch.tensor([cont[:-1]]), **kwargs)
+                rest = model.model(torch.tensor([cont[:-1]]), **{key: cache}, use_cache=True)
                 hidden = torch.cat([last, rest.last_hidden_state[0]])
                 cache.crop(-(len(cont) - 1))  # back to the context alone
             out.append(_continuation_logprob(model, hidden, cont))
