@@ -209,42 +209,59 @@ def method_comparison(sets: dict) -> tuple[list[str], dict]:
         lines += ["| method | seeds | " + " | ".join(sets) + " |"]
         lines += ["|---|---:|" + "---:|" * len(sets)]
         for method in METHODS:
-            cells, count = [], 0
-            for p, ids, judges, key in sets.values():
-                means = [
-                    metrics(p, judges[n], ids, 1.0)[key].mean()
-                    for n in judges
-                    if runs.get(n) and runs[n]["method"] == method and epochs_of(runs[n]) == 1
-                ]
-                count = max(count, len(means))
-                sd = f" ± {np.std(means, ddof=1):.3f}" if len(means) > 1 else ""
-                cells.append(f"{np.mean(means):.3f}{sd}" if means else "—")
-            if count:
-                lines.append(f"| {METHODS[method]} | {count} | " + " | ".join(cells) + " |")
+            names = [
+                n for n, r in runs.items() if r and r["method"] == method and epochs_of(r) == 1
+            ]
+            if names:
+                cells = seed_means(sets, names)
+                lines.append(f"| {METHODS[method]} | {len(names)} | " + " | ".join(cells) + " |")
         lines.append("")
-        lines += [
-            "Each pair across seeds: mean ± sd of the per-seed paired Δ (a − b), and in how many "
-            "seeds a is lower:",
-            "",
-            "| a − b | " + " | ".join(sets) + " |",
-            "|---|" + "---:|" * len(sets),
-        ]
-        for a, b in PAIRS:
-            cells = []
-            for title in sets:
-                deltas = per_seed.get((a, b, title), [])
-                if len(deltas) < 2:
-                    cells.append("—")
-                    continue
-                lower = sum(d < 0 for d in deltas)
-                cells.append(
-                    f"{np.mean(deltas):+.3f} ± {np.std(deltas, ddof=1):.3f} "
-                    f"({lower} of {len(deltas)})"
-                )
-            if any(c != "—" for c in cells):
-                lines.append(f"| {METHODS[a]} − {METHODS[b]} | " + " | ".join(cells) + " |")
-        lines.append("")
+        rows = {f"{METHODS[a]} − {METHODS[b]}": (a, b) for a, b in PAIRS}
+        lines += across_seeds(
+            sets, {row: {t: per_seed.get((*ab, t), []) for t in sets} for row, ab in rows.items()}
+        )
     return lines, records
+
+
+def across_seeds(sets: dict, deltas: dict[str, dict[str, list[float]]]) -> list[str]:
+    """A table of paired differences across seeds: per row and item set, the mean ± sd of each
+    seed's paired Δ (a − b) and in how many seeds a is lower; rows with < 2 seeds are left out."""
+    lines = [
+        "Each pair across seeds: mean ± sd of the per-seed paired Δ (a − b), and in how many "
+        "seeds a is lower:",
+        "",
+        "| a − b | " + " | ".join(sets) + " |",
+        "|---|" + "---:|" * len(sets),
+    ]
+    for row, by_set in deltas.items():
+        cells = []
+        for title in sets:
+            seeds = by_set.get(title, [])
+            if len(seeds) < 2:
+                cells.append("—")
+                continue
+            lower = sum(d < 0 for d in seeds)
+            cells.append(
+                f"{np.mean(seeds):+.3f} ± {np.std(seeds, ddof=1):.3f} ({lower} of {len(seeds)})"
+            )
+        if any(c != "—" for c in cells):
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def seed_means(sets: dict, names: list[str], temps: dict | None = None) -> list[str]:
+    """Table cells: per item set, the mean ± sd across runs (seeds) of each run's mean score,
+    each run at its fitted temperature when temps is given."""
+    cells = []
+    for p, ids, judges, key in sets.values():
+        means = [
+            metrics(p, judges[n], ids, (temps or {}).get(n, 1.0))[key].mean()
+            for n in names
+            if n in judges
+        ]
+        sd = f" ± {np.std(means, ddof=1):.3f}" if len(means) > 1 else ""
+        cells.append(f"{np.mean(means):.3f}{sd}" if means else "—")
+    return cells
 
 
 def epoch_comparison(sets: dict, temps: dict) -> tuple[list[str], dict]:
@@ -269,9 +286,17 @@ def epoch_comparison(sets: dict, temps: dict) -> tuple[list[str], dict]:
         "|---|" + "---|" * len(sets),
     ]
     records = {}
+    per_seed: dict[str, dict[str, list[float]]] = {}  # across-seeds row -> set -> each seed's Δ
+
+    def add(row: str, deltas: dict[str, float]) -> None:
+        for title, delta in deltas.items():
+            per_seed.setdefault(row, {}).setdefault(title, []).append(delta)
+
     for name in longer:
-        cells, _ = paired_cells(sets, name, one_epoch_twin(name), records)
+        cells, deltas = paired_cells(sets, name, one_epoch_twin(name), records)
         lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
+        run = RUN.match(name)
+        add(f"{METHODS[run['method']]}: {run['epochs']} epochs − 1 epoch", deltas)
     for a, b in PAIRS:  # the methods against each other at the longer length
         for name in longer:
             run = RUN.match(name)
@@ -282,13 +307,40 @@ def epoch_comparison(sets: dict, temps: dict) -> tuple[list[str], dict]:
             for t_other in (1.0, temps.get(other)):
                 if t_other is None:
                     continue
-                cells, _ = paired_cells(sets, name, other, records, t_other)
+                cells, deltas = paired_cells(sets, name, other, records, t_other)
                 if any(c != "—" for c in cells):
                     scaled = f" (T = {t_other:.2f})" if t_other != 1.0 else ""
                     row = f"{METHODS[a]} − {METHODS[b]}{scaled}, {run['epochs']} epochs"
                     lines.append(f"| {row}, s{run['seed']} | " + " | ".join(cells) + " |")
+                    each_t = " (each seed's fitted T)" if t_other != 1.0 else ""
+                    add(f"{METHODS[a]} − {METHODS[b]}{each_t}, {run['epochs']} epochs", deltas)
+    lines.append("")
+    lengths = sorted({epochs_of(RUN.match(n)) for n in longer})
+    if max(len(v) for by_set in per_seed.values() for v in by_set.values()) > 1:
+        lines += [
+            "Across seeds (mean ± sd of each seed's mean; the 1-epoch rows use the seeds that "
+            "also have a longer run):",
+            "",
+            "| method | epochs | seeds | " + " | ".join(sets) + " |",
+            "|---|---:|---:|" + "---:|" * len(sets),
+        ]
+        for method in METHODS:
+            for n_epochs in lengths:
+                names = [n for n in longer if RUN.match(n)["method"] == method]
+                names = [n for n in names if epochs_of(RUN.match(n)) == n_epochs]
+                if len(names) < 2:
+                    continue
+                for shown, runs_at in ((1, [one_epoch_twin(n) for n in names]), (n_epochs, names)):
+                    for t_note, t in (("", None), (", temperature-scaled", temps)):
+                        cells = seed_means(sets, runs_at, t)
+                        lines.append(
+                            f"| {METHODS[method]}{t_note} | {shown} | {len(runs_at)} | "
+                            + " | ".join(cells)
+                            + " |"
+                        )
+        lines.append("")
+        lines += across_seeds(sets, per_seed)
     lines += [
-        "",
         "After each epoch, on 100 train items (seen in training) and 100 test items (5-vote p):",
         "",
         "| run | epoch | step | train KL | test KL | train accuracy | test accuracy |",
@@ -332,9 +384,10 @@ def first_epoch(logs: Path) -> dict[str, list[tuple[float, float, float]]]:
 
 
 def plot_epochs(logs: Path, prior_kl: float, path: Path) -> bool:
-    """The longer runs over all their epochs: the running train KL (from epoch 2 on, on items
-    seen before), the train and test KL on 100 items each after every epoch, and the 1-epoch
-    run of the same method and seed beside it. False when there is no longer run."""
+    """The longer runs over all their epochs, one panel per method, one colour per seed: the
+    running train KL (from epoch 1 on, on items seen before), the train and test KL on 100 items
+    each after every epoch, and the 1-epoch run of the same method and seed beside it (dotted).
+    False when there is no longer run."""
     curves = running_curves(logs, float("inf"))
     runs = {n: RUN.match(n) for n in curves}
     longer = [n for n, r in runs.items() if r and epochs_of(r) > 1]
@@ -344,53 +397,55 @@ def plot_epochs(logs: Path, prior_kl: float, path: Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for name in longer:
-        colour = COLOURS.get(runs[name]["method"])
-        for run, style in ((name, "-"), (one_epoch_twin(name), ":")):
-            if run not in curves:
-                continue
+    methods = [m for m in METHODS if any(runs[n]["method"] == m for n in longer)]
+    seeds = sorted({runs[n]["seed"] for n in longer}, key=int)
+    seed_colour = dict(zip(seeds, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
+    fig, axes = plt.subplots(
+        1, len(methods), figsize=(4.5 * len(methods) + 2.5, 4.5), sharey=True, squeeze=False
+    )
+    for ax, method in zip(axes[0], methods):
+        for name in (n for n in longer if runs[n]["method"] == method):
+            colour = seed_colour[runs[name]["seed"]]
             n_items = int(runs[name]["items"])
-            x, kl, _ = zip(*curves[run])
-            ax.plot(
-                [v / n_items for v in x],
-                kl,
-                ls=style,
-                lw=0.9,
-                color=colour,
-                alpha=0.6,
-                label=f"{label(run)}: running train KL",
-            )
-            history = HERE / f"eval_history_{run}.json"
-            if history.is_file():
-                rows = json.loads(history.read_text())
-                epochs = [r["epoch"] for r in rows]
-                ax.plot(
-                    epochs,
-                    [r["eval_test_kl"] for r in rows],
-                    marker="o",
-                    ls=style,
-                    color=colour,
-                    label=f"{label(run)}: test KL (100 items)",
-                )
-                ax.plot(
-                    epochs,
-                    [r["eval_train_kl"] for r in rows],
-                    marker="s",
-                    ls="none",
-                    mfc="none",
-                    color=colour,
-                    label=f"{label(run)}: train KL (100 items)",
-                )
-    ax.axhline(prior_kl, color="k", ls="--", label="prior (reads nothing), train split")
-    ax.set_xlabel("epoch (from 1 on, the running train KL is on items seen before)")
-    ax.set_ylabel("KL(p‖q), 5-vote p")
-    ax.set_ylim(0.3, 1.2)
-    fig.legend(loc="center right", fontsize=7)
-    seeds = ", ".join(sorted({runs[n]["seed"] for n in longer}, key=int))
-    fig.suptitle(f"SNLI, 2,400 train items: more epochs (solid) against one (dotted), seed {seeds}")
-    fig.tight_layout(rect=(0, 0, 0.56, 1))
+            for run, style in ((name, "-"), (one_epoch_twin(name), ":")):
+                if run in curves:
+                    x, kl, _ = zip(*curves[run])
+                    ax.plot([v / n_items for v in x], kl, ls=style, lw=0.8, color=colour, alpha=0.5)
+                history = HERE / f"eval_history_{run}.json"
+                if history.is_file():
+                    rows = json.loads(history.read_text())
+                    epochs = [r["epoch"] for r in rows]
+                    test_kl = [r["eval_test_kl"] for r in rows]
+                    ax.plot(epochs, test_kl, marker="o", ls=style, color=colour)
+                    train_kl = [r["eval_train_kl"] for r in rows]
+                    ax.plot(epochs, train_kl, marker="s", ls="none", mfc="none", color=colour)
+        ax.axhline(prior_kl, color="k", ls="--")
+        ax.set_title(METHODS[method])
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0.3, 1.2)
+    axes[0][0].set_ylabel("KL(p‖q), 5-vote p")
+    handles = [Line2D([], [], color=seed_colour[s], label=f"seed {s}") for s in seeds] + [
+        Line2D([], [], color="grey", ls="-", label="longer run"),
+        Line2D([], [], color="grey", ls=":", label="1-epoch run, same seed"),
+        Line2D(
+            [],
+            [],
+            color="grey",
+            lw=0.8,
+            alpha=0.5,
+            label="running train KL (training mode;\nafter epoch 1 on items seen before)",
+        ),
+        Line2D([], [], color="grey", marker="o", label="test KL, 100 items"),
+        Line2D(
+            [], [], color="grey", marker="s", mfc="none", ls="none", label="train KL, 100 items"
+        ),
+        Line2D([], [], color="k", ls="--", label="prior (reads nothing), train split"),
+    ]
+    fig.legend(handles=handles, loc="center right", fontsize=8)
+    fig.suptitle("SNLI, 2,400 train items: more epochs (solid) against one (dotted)")
+    fig.tight_layout(rect=(0, 0, 1 - 2.4 / (4.5 * len(methods) + 2.5), 1))
     fig.savefig(path, dpi=120)
     return True
 
