@@ -9,8 +9,17 @@ build the arguments directly get the same run as the CLI.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from transformers import TrainingArguments
+
+
+def checkpointing_on(args: Any) -> bool:
+    """Whether activations are recomputed in the backward pass. transformers 5 renamed
+    ``gradient_checkpointing`` to ``activation_checkpointing`` (the old name goes in v6) and
+    older releases only have the old one: read the new name where it exists."""
+    on = getattr(args, "activation_checkpointing", None)
+    return bool(getattr(args, "gradient_checkpointing", False) if on is None else on)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 distributions.
 
 Flags are the :class:`DistJudgeConfig` fields plus every ``transformers.TrainingArguments``
-flag (``--learning_rate``, ``--num_train_epochs``, ``--bf16``, ``--gradient_checkpointing``,
+flag (``--learning_rate``, ``--num_train_epochs``, ``--bf16``, ``--activation_checkpointing``,
 ``--resume_from_checkpoint`` ...), in either spelling (``--num-train-epochs``), or from a YAML
 file (``--config run.yaml``; flags on the command line win), so
 ``accelerate launch -m distjudge_trainer ...`` scales out as usual.
@@ -119,6 +119,7 @@ def train(config: DistJudgeConfig, training_args: Any) -> Path:
     from transformers.trainer_utils import IntervalStrategy
 
     from distjudge_eval.readout import label_first_tokens
+    from distjudge_trainer.args import checkpointing_on
     from distjudge_trainer.data import build_examples, collate, eval_docs, load_docs
     from distjudge_trainer.trainer import DistJudgeTrainer
 
@@ -127,7 +128,7 @@ def train(config: DistJudgeConfig, training_args: Any) -> Path:
     docs = load_docs(config.task, config.max_train_items, config.user_paths(), config.data_dir)
     scored = eval_docs(docs, config.eval_items) if config.eval_items else {}
     model, tokenizer = load_model_and_tokenizer(config)
-    if config.use_lora and training_args.gradient_checkpointing:
+    if config.use_lora and checkpointing_on(training_args):
         model.enable_input_require_grads()
     chat = config.apply_chat_template
     examples = build_examples(docs, tokenizer, apply_chat_template=chat)

@@ -23,6 +23,7 @@ from transformers import Trainer
 from transformers.trainer_utils import EvalLoopOutput
 
 from distjudge_eval.readout import label_scores, pad_token_id
+from distjudge_trainer.args import checkpointing_on
 from distjudge_trainer.batching import (
     TokenBudgetBatchSampler,
     check_budget_settings,
@@ -55,7 +56,7 @@ class DistJudgeTrainer(Trainer):
             first_tokens=self.first_tokens,
             pad_id=pad_token_id(self.processing_class),
             # A separate prefix pass needs a KV cache, which gradient checkpointing turns off.
-            prefix=[] if self.args.gradient_checkpointing else None,
+            prefix=[] if checkpointing_on(self.args) else None,
         ).scores
 
     def loss_parts(self, model: Any, inputs: dict[str, Any]) -> tuple[LossParts, torch.Tensor]:

@@ -35,6 +35,20 @@ def test_dashed_and_underscored_flags_both_set_the_value(tmp_path: Path) -> None
     assert sft.num_train_epochs == 3
 
 
+def test_either_checkpointing_flag_turns_recomputation_on(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from distjudge_trainer.args import checkpointing_on
+
+    assert not checkpointing_on(parse(["--output_dir", str(tmp_path)])[1])
+    for flag in ("--activation_checkpointing", "--gradient_checkpointing"):  # new and old name
+        assert checkpointing_on(parse([flag, "True", "--output_dir", str(tmp_path)])[1])
+    # transformers < 5 has only the old name; a later one may keep only the new
+    assert checkpointing_on(SimpleNamespace(gradient_checkpointing=True))
+    assert checkpointing_on(SimpleNamespace(activation_checkpointing=True))
+    assert not checkpointing_on(SimpleNamespace(activation_checkpointing=False))
+
+
 def test_our_defaults_apply_without_flags() -> None:
     config, args = parse([])
     assert (config.alpha, config.epsilon, config.task) == (0.8, 0.25, "distjudge_snli")

@@ -185,6 +185,29 @@ def test_a_step_moves_the_trained_weights_and_lowers_the_loss(
     assert logged[0]["train_kl"] == pytest.approx(kl_before, rel=1e-4)
 
 
+def test_activation_checkpointing_trains_the_same_step(tok, tmp_path: Path) -> None:
+    """Recomputing activations (the shared-prefix pass is off then: it needs a KV cache) gives
+    the same loss and the same updated weights as a plain step."""
+    shared = [("Answer yes, no or maybe.\n" + prompt, p, target) for prompt, p, target in ITEMS]
+    runs = []
+    for on in (False, True):
+        # SGD: the update is the gradient (Adam's first step divides out its scale)
+        training = {"activation_checkpointing": on, "optim": "sgd"}
+        trainer = make_trainer(tok, tmp_path / str(on), steps=1, training=training)
+        trainer.train_dataset = examples(tok, shared)  # a prefix the plain step runs once
+        trainer.train()
+        assert trainer.model.base_model.model.is_activation_checkpointing == on
+        loss = next(row["loss"] for row in trainer.state.log_history if "loss" in row)
+        weights = {n: w.detach() for n, w in trainer.model.named_parameters() if w.requires_grad}
+        runs.append((loss, weights))
+    (plain_loss, plain), (ckpt_loss, ckpt) = runs
+    assert ckpt_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert plain.keys() == ckpt.keys()
+    assert any(w.abs().sum() > 0 for n, w in plain.items() if "lora_B" in n)  # the step moved B
+    for name, w in plain.items():
+        torch.testing.assert_close(ckpt[name], w, rtol=1e-5, atol=1e-6)
+
+
 # --- evaluation: --eval_items scores train and test items at each epoch ---
 
 EVAL_KEYS = ("loss", "kl", "kl_adv", "adv_gap", "ce", "acc", "items")
