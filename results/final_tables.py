@@ -189,25 +189,56 @@ def snli(lines: list[str]) -> None:
 
 
 def snli_more_data(lines: list[str]) -> None:
+    """The 2,400-item SNLI judges: every method at 1 epoch, then the methods that also ran the
+    paper's 2 epochs (with their own seeds' 1-epoch runs beside them). Single-point also
+    appears temperature-scaled, each seed at the T fitted on its own 200 train-item scores."""
     analyse = load_module(RESULTS / "more_data/analyse_snli.py", "analyse_snli")
-    eval_dir = RESULTS / "more_data/snli/eval"
-    judges: list[tuple] = [*SNLI_BASELINES]
-    runs = {f.name: analyse.RUN.match(f.name) for f in eval_dir.iterdir() if f.is_dir()}
+    here = RESULTS / "more_data/snli"
+    runs = {f.name: analyse.RUN.match(f.name) for f in (here / "eval").iterdir() if f.is_dir()}
     runs = {n: r for n, r in runs.items() if r and r["items"] == "2400"}
-    for method, name in analyse.METHODS.items():
-        # 1-epoch runs only; the 2-epoch runs are one seed each, in more_data/snli/summary.md
+
+    def rows_for(method: str, folders: list[str], epochs: int) -> list[tuple]:
+        seeds = ", ".join("s" + analyse.RUN.match(f)["seed"] for f in folders)
+        name = f"{analyse.METHODS[method]}, {epochs} epoch{'s' if epochs > 1 else ''} ({seeds})"
+        rows = [(tuple(folders), name, 1.0)]
+        if method == "single_point":
+            temps = [fit_from_samples(here / "eval_train" / f) for f in folders]
+            t_range = (
+                f"T {min(temps):.2f}-{max(temps):.2f}" if len(temps) > 1 else f"T {temps[0]:.2f}"
+            )
+            rows.insert(0, (tuple(folders), f"{name}, temperature-scaled ({t_range})", temps))
+        return rows
+
+    judges: list[tuple] = [*SNLI_BASELINES]
+    for method in analyse.METHODS:
         folders = sorted(n for n, r in runs.items() if r["method"] == method and not r["epochs"])
         if folders:
-            seeds = ", ".join("s" + f.rsplit("_s", 1)[1] for f in folders)
-            judges.append((tuple(folders), f"{name}, 2,400 train items ({seeds})", 1.0))
+            judges += rows_for(method, folders, 1)
     note = (
-        "all of them; judges trained on 2,400 train items, 1 epoch of 150 steps, on CPU (fitted "
-        "temperatures are 0.85-1.20 and change little: `more_data/snli/summary.md`). The judges "
-        "above saw 200. Several seeds: per-item values averaged over seeds, intervals over "
-        "items, ECE as mean ± sd over seeds; each seed and the paired tests per seed: "
-        "`more_data/snli/summary.md`."
+        "all of them; judges trained on 2,400 train items, 1 epoch of 150 steps, on CPU. The "
+        "judges above saw 200. Several seeds: per-item values averaged over seeds, intervals "
+        "over items, ECE as mean ± sd over seeds; temperatures fitted per seed on 200 train "
+        "items; each seed and the paired tests per seed: `more_data/snli/summary.md`."
     )
     snli_tables(lines, "more_data/snli", judges, "SNLI with more data (`more_data/snli/`)", note)
+    longer = sorted({int(r["epochs"]) for r in runs.values() if r["epochs"]})
+    for epochs in longer:
+        judges = [*SNLI_BASELINES]
+        for method in analyse.METHODS:
+            folders = sorted(
+                n for n, r in runs.items() if r["method"] == method and r["epochs"] == str(epochs)
+            )
+            if folders:  # the same seeds at 1 epoch, then at the longer length
+                judges += rows_for(method, [analyse.one_epoch_twin(f) for f in folders], 1)
+                judges += rows_for(method, folders, epochs)
+        note = (
+            f"all of them; the paper's regime: the same 2,400 train items for {epochs} epochs "
+            f"({150 * epochs} steps), for the methods that ran it, next to their 1-epoch runs "
+            "of the same seeds. Pooled over seeds as above; per seed: "
+            "`more_data/snli/summary.md` (More epochs)."
+        )
+        title = f"SNLI with more data, {epochs} epochs (`more_data/snli/`)"
+        snli_tables(lines, "more_data/snli", judges, title, note)
 
 
 def summeval(lines: list[str]) -> None:
