@@ -16,6 +16,7 @@ Writes results/final_tables.md and prints it.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from collections.abc import Callable
@@ -196,13 +197,14 @@ def snli_more_data(lines: list[str]) -> None:
     here = RESULTS / "more_data/snli"
     runs = {f.name: analyse.RUN.match(f.name) for f in (here / "eval").iterdir() if f.is_dir()}
     runs = {n: r for n, r in runs.items() if r and r["items"] == "2400"}
+    fitted = functools.cache(lambda run: fit_from_samples(here / "eval_train" / run))  # both tables
 
     def rows_for(method: str, folders: list[str], epochs: int) -> list[tuple]:
         seeds = ", ".join("s" + analyse.RUN.match(f)["seed"] for f in folders)
         name = f"{analyse.METHODS[method]}, {epochs} epoch{'s' if epochs > 1 else ''} ({seeds})"
         rows = [(tuple(folders), name, 1.0)]
         if method == "single_point":
-            temps = [fit_from_samples(here / "eval_train" / f) for f in folders]
+            temps = [fitted(f) for f in folders]
             t_range = (
                 f"T {min(temps):.2f}-{max(temps):.2f}" if len(temps) > 1 else f"T {temps[0]:.2f}"
             )

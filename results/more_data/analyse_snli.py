@@ -326,8 +326,11 @@ def epoch_comparison(sets: dict, temps: dict) -> tuple[list[str], dict]:
         ]
         for method in METHODS:
             for n_epochs in lengths:
-                names = [n for n in longer if RUN.match(n)["method"] == method]
-                names = [n for n in names if epochs_of(RUN.match(n)) == n_epochs]
+                names = [
+                    n
+                    for n in longer
+                    if (run := RUN.match(n))["method"] == method and epochs_of(run) == n_epochs
+                ]
                 if len(names) < 2:
                     continue
                 for shown, runs_at in ((1, [one_epoch_twin(n) for n in names]), (n_epochs, names)):

@@ -68,6 +68,7 @@ def make_trainer(
     steps: int = 1,
     eval_dataset=None,
     training: dict | None = None,
+    rows: list = ITEMS,
     **settings,
 ):
     config = DistJudgeConfig(lora_dropout=0.0, use_lora=lora, **settings)
@@ -92,7 +93,7 @@ def make_trainer(
     return DistJudgeTrainer(
         model=model,
         args=args,
-        train_dataset=examples(tok),
+        train_dataset=examples(tok, rows),
         eval_dataset=eval_dataset,
         data_collator=collate,
         processing_class=tok,
@@ -193,8 +194,8 @@ def test_activation_checkpointing_trains_the_same_step(tok, tmp_path: Path) -> N
     for on in (False, True):
         # SGD: the update is the gradient (Adam's first step divides out its scale)
         training = {"activation_checkpointing": on, "optim": "sgd"}
-        trainer = make_trainer(tok, tmp_path / str(on), steps=1, training=training)
-        trainer.train_dataset = examples(tok, shared)  # a prefix the plain step runs once
+        # a shared prompt prefix: the plain step runs it once, with a KV cache
+        trainer = make_trainer(tok, tmp_path / str(on), steps=1, training=training, rows=shared)
         trainer.train()
         assert trainer.model.base_model.model.is_activation_checkpointing == on
         loss = next(row["loss"] for row in trainer.state.log_history if "loss" in row)
