@@ -180,6 +180,13 @@ class VerbalizedConfig(ModelSettings):
         if not 0.0 < self.log_clip < 0.5:
             raise UserError(f"--log_clip must lie in (0, 0.5), got {self.log_clip}")
 
+    def swaps(self) -> bool:
+        """Whether training adds each item with A and B swapped (``--swap_augment``, resolved
+        against the task's ``_swapped`` twin when unset)."""
+        from distjudge_trainer.parsing import resolve_swap_augment
+
+        return resolve_swap_augment(self)
+
 
 def _at_least(flag: str, value: int | None, low: int, what: str) -> None:
     if value is not None and value < low:

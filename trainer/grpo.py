@@ -33,7 +33,7 @@ def train_grpo(config: VerbalizedConfig, grpo_args: Any) -> Path:
     model, tokenizer, docs = prepare(config, grpo_args, "distjudge grpo")
     prompts, gen_kwargs = build_prompts(
         docs, tokenizer, config.max_train_items, config.apply_chat_template,
-        bool(config.swap_augment), config.max_prompt_tokens,
+        config.swaps(), config.max_prompt_tokens,
     )  # fmt: skip
     rows, dropped = sparse_dataset(prompts, config.label_seed, config.ties)
     if not rows:

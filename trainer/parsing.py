@@ -92,7 +92,14 @@ def preflight(config: Any, prog: str) -> None:
         require(["peft"], f"{prog} with LoRA (the default; --use_lora False trains all weights)")
     config.data_dir = check_data_dir(config.data_dir)
     check_tasks(config.task_names(), config.user_paths())
-    if hasattr(config, "swap_augment") and config.swap_augment is not False:
+    if hasattr(config, "swap_augment"):
+        resolve_swap_augment(config)
+
+
+def resolve_swap_augment(config: Any) -> bool:
+    """``--swap_augment`` as a bool: unset means "when the task has a ``_swapped`` twin"; an
+    explicit True without a twin is a one-line error. Stored back, so later reads agree."""
+    if config.swap_augment is not False:
         twin = config.task + "_swapped"
         try:
             check_tasks([twin], config.user_paths())
@@ -106,6 +113,7 @@ def preflight(config: Any, prog: str) -> None:
                 f"--swap_augment True needs the task {twin!r} (the same items with A and B "
                 "exchanged); add it, or pass --swap_augment False"
             )
+    return bool(config.swap_augment)
 
 
 def make_parser(dataclass_types: Sequence[type], prog: str, doc: str | None) -> Any:

@@ -25,9 +25,7 @@ def prepare(config: VerbalizedConfig, trl_args: Any, command: str) -> tuple[Any,
     from distjudge_trainer.verbal_data import load_verbal_docs
 
     preflight(config, trl_args, command)
-    docs = load_verbal_docs(
-        config.task, bool(config.swap_augment), config.user_paths(), config.data_dir
-    )
+    docs = load_verbal_docs(config.task, config.swaps(), config.user_paths(), config.data_dir)
     model, tokenizer = load_model_and_tokenizer(config)
     return model, tokenizer, docs
 
@@ -46,13 +44,11 @@ def sft_rows(config: VerbalizedConfig, tokenizer: Any, docs: Any = None) -> list
     )
 
     if docs is None:
-        docs = load_verbal_docs(
-            config.task, bool(config.swap_augment), config.user_paths(), config.data_dir
-        )
+        docs = load_verbal_docs(config.task, config.swaps(), config.user_paths(), config.data_dir)
     label_set = verbal_label_set(docs[0].task)
     prompts, _ = build_prompts(
         docs, tokenizer, config.max_train_items, config.apply_chat_template,
-        bool(config.swap_augment), config.max_prompt_tokens,
+        config.swaps(), config.max_prompt_tokens,
     )  # fmt: skip
     if config.sft_targets == "dense":
         targets = [(vp.prompt, vp.prob_b if label_set is None else vp.p) for vp in prompts]
@@ -122,7 +118,7 @@ def run_cli(
         early_checks(args, VerbalizedConfig, prog)
         config, train_args = parse_verbal(args, prog, doc, trl_config)
         out = train_fn(config, train_args)
-        tasks = f"{config.task},{config.task}_swapped" if config.swap_augment else config.task
+        tasks = f"{config.task},{config.task}_swapped" if config.swaps() else config.task
         print(eval_hint(config, out, tasks))
         return 0
 

@@ -166,7 +166,9 @@ def test_training_prompts_are_the_harness_prompts(tokenizer, data_dir: Path, mon
     from distjudge_trainer.config import VerbalizedConfig
     from distjudge_trainer.sft import sft_rows
 
-    config = VerbalizedConfig(max_train_items=3, swap_augment=True)
+    # --swap_augment unset and no preflight: resolved from the task's twin (it was read as
+    # False here, so one order, before the config resolved it itself)
+    config = VerbalizedConfig(max_train_items=3)
     rows = sft_rows(config, tokenizer)
     assert [r["prompt"] for r in rows] == [vp.prompt for vp in prompts]
     for row, vp in zip(rows, prompts, strict=True):
