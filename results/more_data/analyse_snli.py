@@ -363,8 +363,8 @@ def epoch_comparison(sets: dict, temps: dict) -> tuple[list[str], dict]:
     return [*lines, ""], records
 
 
-def running_curves(logs: Path, last_epoch: float = 1.0) -> dict[str, list[tuple]]:
-    """Per run: (items passed, running train KL, running train accuracy) up to ``last_epoch``.
+def running_curves(logs: Path) -> dict[str, list[tuple[float, float, float, float]]]:
+    """Per run, parsed once: (epoch, items passed, running train KL, running train accuracy).
     Items passed counts every pass: 2,400 items over 2 epochs end at 4,800."""
     curves = {}
     for path in sorted(logs.glob("train_*.log")):
@@ -374,24 +374,23 @@ def running_curves(logs: Path, last_epoch: float = 1.0) -> dict[str, list[tuple]
         for logged in re.findall(r"\{'loss'[^}]*\}", text):
             row = ast.literal_eval(logged)
             epoch = float(row["epoch"])
-            if epoch <= last_epoch:
-                rows.append((epoch * n_items, float(row["train_kl"]), float(row["train_acc"])))
+            rows.append((epoch, epoch * n_items, float(row["train_kl"]), float(row["train_acc"])))
         if rows:
             curves[path.stem.removeprefix("train_")] = rows
     return curves
 
 
-def first_epoch(logs: Path) -> dict[str, list[tuple[float, float, float]]]:
+def first_epoch(curves: dict) -> dict[str, list[tuple[float, float, float]]]:
     """Per run: (items seen, running train KL, running train accuracy) in the first epoch."""
-    return running_curves(logs, 1.0)
+    picked = {name: [r[1:] for r in rows if r[0] <= 1.0] for name, rows in curves.items()}
+    return {name: rows for name, rows in picked.items() if rows}
 
 
-def plot_epochs(logs: Path, prior_kl: float, path: Path) -> bool:
+def plot_epochs(curves: dict, prior_kl: float, path: Path) -> bool:
     """The longer runs over all their epochs, one panel per method, one colour per seed: the
     running train KL (from epoch 1 on, on items seen before), the train and test KL on 100 items
     each after every epoch, and the 1-epoch run of the same method and seed beside it (dotted).
     False when there is no longer run."""
-    curves = running_curves(logs, float("inf"))
     runs = {n: RUN.match(n) for n in curves}
     longer = [n for n, r in runs.items() if r and epochs_of(r) > 1]
     if not longer:
@@ -411,11 +410,10 @@ def plot_epochs(logs: Path, prior_kl: float, path: Path) -> bool:
     for ax, method in zip(axes[0], methods):
         for name in (n for n in longer if runs[n]["method"] == method):
             colour = seed_colour[runs[name]["seed"]]
-            n_items = int(runs[name]["items"])
             for run, style in ((name, "-"), (one_epoch_twin(name), ":")):
                 if run in curves:
-                    x, kl, _ = zip(*curves[run])
-                    ax.plot([v / n_items for v in x], kl, ls=style, lw=0.8, color=colour, alpha=0.5)
+                    epochs, _, kl, _ = zip(*curves[run])
+                    ax.plot(epochs, kl, ls=style, lw=0.8, color=colour, alpha=0.5)
                 history = HERE / f"eval_history_{run}.json"
                 if history.is_file():
                     rows = json.loads(history.read_text())
@@ -576,10 +574,11 @@ def main() -> None:
     records |= epoch_records
     # first-epoch curves
     prior_train = score_rows(train_p, np.tile(prior_scores, (len(train_p), 1)))
-    curves = first_epoch(HERE / "logs")
+    all_epochs = running_curves(HERE / "logs")
+    curves = first_epoch(all_epochs)
     if curves:
         plot(curves, prior_train["kl"].mean(), prior_train["acc"].mean(), HERE / "first_epoch.png")
-        if plot_epochs(HERE / "logs", prior_train["kl"].mean(), HERE / "epochs.png"):
+        if plot_epochs(all_epochs, prior_train["kl"].mean(), HERE / "epochs.png"):
             out.append("The longer runs over all their epochs: `epochs.png`.")
             out.append("")
         out += [
