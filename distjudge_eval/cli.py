@@ -377,11 +377,12 @@ def run_eval(args: Sequence[str]) -> int:
     from lm_eval.utils import setup_logging
 
     setup_logging()
+    from distjudge_eval.library_warnings import quiet_peft_deprecation
     from distjudge_eval.lm_eval_index import without_lm_eval_tasks
 
     index = without_lm_eval_tasks() if plan.ours_only else contextlib.nullcontext()
     try:
-        with index:
+        with index, quiet_peft_deprecation():  # stock hf's peft= too
             plan.namespace.func(plan.namespace)
     except ValueError as err:  # a name written in lm-eval's task files that is no task there
         if not str(err).startswith("Tasks not found"):

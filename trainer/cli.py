@@ -94,10 +94,18 @@ def load_model_and_tokenizer(config: ModelSettings) -> tuple[Any, Any]:
 
         drop_gguf_bookkeeping(model)  # else Trainer refuses a "quantized" model
     if config.use_lora:
-        from peft import get_peft_model
-
-        model = get_peft_model(model, lora_config(config))
+        model = with_lora(model, config)
     return model, tokenizer
+
+
+def with_lora(model: Any, config: ModelSettings) -> Any:
+    """The model wrapped in fresh LoRA adapters of our LoRA flags."""
+    from peft import get_peft_model
+
+    from distjudge_eval.library_warnings import quiet_peft_deprecation
+
+    with quiet_peft_deprecation():  # peft reads a name transformers 5 deprecates
+        return get_peft_model(model, lora_config(config))
 
 
 def lora_config(config: ModelSettings) -> Any:

@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 from distjudge_eval import truncation as truncation_records
 from distjudge_eval.errors import UserError
+from distjudge_eval.library_warnings import quiet_peft_deprecation
 from distjudge_eval.models.args import HARNESS_ARGS, reject_unknown, unknown_args_error
 from distjudge_eval.readout import (
     MODES,
@@ -130,7 +131,8 @@ class HFJudgeLM(HFLM):
         pretrained = kwargs.get("pretrained", args[0] if args else None)
         if not isinstance(pretrained, str):  # HFLM ignores extra keys for a built model
             reject_unknown("hf-judge", kwargs, [*hflm_args(), *OWN_ARGS])
-        super().__init__(*args, **kwargs)
+        with quiet_peft_deprecation():  # loading peft= reads a name transformers 5 deprecates
+            super().__init__(*args, **kwargs)
         self._split_items_over_processes()
         self.readout_mode = readout
         self.use_prefix_cache = truthy(prefix_cache)

@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from peft import get_peft_model
 from scipy.stats import entropy
 from tiny_models import byte_tokenizer, one_thread, tiny_llama
 
 from distjudge_eval.readout import encode_item, label_first_tokens
 from distjudge_trainer.args import DistJudgeTrainingArguments
 from distjudge_trainer.batching import item_tokens
-from distjudge_trainer.cli import eval_history, lora_config, save_run, train
+from distjudge_trainer.cli import eval_history, save_run, train, with_lora
 from distjudge_trainer.config import DistJudgeConfig
 from distjudge_trainer.data import TrainExample, collate
 from distjudge_trainer.objective import hybrid_loss
@@ -74,7 +73,7 @@ def make_trainer(
     config = DistJudgeConfig(lora_dropout=0.0, use_lora=lora, **settings)
     model = tiny_llama()
     if lora:
-        model = get_peft_model(model, lora_config(config))
+        model = with_lora(model, config)
     args = DistJudgeTrainingArguments(
         output_dir=str(tmp_path),
         max_steps=steps,
