@@ -22,6 +22,15 @@ def checkpointing_on(args: Any) -> bool:
     return bool(getattr(args, "gradient_checkpointing", False) if on is None else on)
 
 
+def accelerator_present() -> bool:
+    """Pinned host memory only speeds copies to an accelerator, and torch warns on every
+    DataLoader that asks for it without one (so on every CPU run): pin only where it helps."""
+    import torch
+
+    present = getattr(torch, "accelerator", None)  # torch >= 2.6
+    return bool(present.is_available()) if present is not None else torch.cuda.is_available()
+
+
 @dataclass
 class SharedDefaults:
     """Defaults all three trainers (train, sft, grpo) share, declared once.
@@ -34,6 +43,15 @@ class SharedDefaults:
     report_to: None | str | list[str] = field(  # noqa: RUF036 (the parser needs this order)
         default="none", metadata={"help": "integrations to log to (none, all, wandb, ...)"}
     )
+    dataloader_pin_memory: bool | None = field(
+        default=None,  # transformers says True; resolved in __post_init__
+        metadata={"help": "pin host memory for copies to the accelerator (default: if any)"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.dataloader_pin_memory is None:
+            self.dataloader_pin_memory = accelerator_present()
+        super().__post_init__()  # the library's config class, next in the subclass's MRO
 
 
 @dataclass

@@ -67,6 +67,21 @@ def test_our_defaults_apply_without_flags() -> None:
     assert (grpo.num_generations, grpo.max_completion_length) == (4, None)
 
 
+def test_host_memory_is_pinned_only_with_an_accelerator(monkeypatch, tmp_path: Path) -> None:
+    """torch warns on every DataLoader asked to pin memory with no accelerator (every CPU
+    run); with one, pinning stays on as in transformers; a flag wins either way."""
+    import torch
+
+    out = ["--output_dir", str(tmp_path)]
+    for present in (False, True):
+        monkeypatch.setattr(torch.accelerator, "is_available", lambda present=present: present)
+        assert parse(out)[1].dataloader_pin_memory is present
+        _, sft = parse_verbal(out, "distjudge sft", None, "DistJudgeSFTConfig")
+        assert sft.dataloader_pin_memory is present
+        flag = ["--dataloader_pin_memory", str(not present)]
+        assert parse([*out, *flag])[1].dataloader_pin_memory is (not present)
+
+
 def _default_in_help(help_text: str, flag: str) -> str:
     """The '(default: ...)' argparse prints for ``flag``."""
     lines = help_text.splitlines()
