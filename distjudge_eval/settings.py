@@ -47,6 +47,16 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def check_named_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The data dir the user named (--data_dir or $DISTJUDGE_DATA_DIR), which must exist; None
+    when neither is set. The fetch-cache default is not checked up front: a user's own task reads
+    its file beside its YAML and needs no data dir, and a task that does need one fails when
+    its file is looked up, naming both places."""
+    if data_dir or os.environ.get(DATA_DIR_ENV):
+        return resolve_data_dir(data_dir)
+    return None
+
+
 def truthy(value: object) -> bool:
     """A flag from text ("1", "true", "yes", "on") or from a YAML/JSON bool."""
     if isinstance(value, str):

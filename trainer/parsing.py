@@ -189,16 +189,18 @@ def check_tasks(names: Sequence[str], user_paths: Sequence[str]) -> None:
 
 
 def check_data_dir(data_dir: str | None) -> str | None:
-    """A missing data dir fails now (DataDirError), not inside lm-eval after the imports.
+    """A data dir the user named and is missing fails now (DataDirError), not inside lm-eval
+    after the imports; an unset one is looked for when the train docs load, still before the
+    model (a user's task with its file beside its YAML needs none).
 
-    Returns ``--data_dir`` made absolute (None stays None: the tasks then use the user default,
+    Returns ``--data_dir`` made absolute (None stays None: the tasks then use
     $DISTJUDGE_DATA_DIR or the fetch cache); the trainers hand it to the tasks as lm-eval
     metadata, never through the environment.
     """
-    from distjudge_eval.settings import resolve_data_dir
+    from distjudge_eval.settings import check_named_data_dir
 
-    path = resolve_data_dir(data_dir)
-    return str(path.resolve()) if data_dir else None
+    path = check_named_data_dir(data_dir)
+    return str(path.resolve()) if data_dir and path is not None else None
 
 
 def resolve_resume(value: str | bool | None, output_dir: str | None) -> str | None:

@@ -11,7 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from distjudge_eval.errors import UserError
-from distjudge_eval.settings import DEFAULT_DATA_DIR, resolve_data_dir
+from distjudge_eval.settings import (
+    DEFAULT_DATA_DIR,
+    DataDirError,
+    check_named_data_dir,
+    resolve_data_dir,
+)
 
 
 def main(args: Sequence[str]) -> int:
@@ -60,10 +65,10 @@ def info(
     import fnmatch
 
     from distjudge_eval.data.catalog import find_tasks
-    from distjudge_eval.data.load import load_with_skips
+    from distjudge_eval.data.load import built_in, load_with_skips, local_data_file
     from distjudge_eval.paths import tasks_dir
 
-    resolve_data_dir(data_dir)  # a missing data dir is one error, not a row per task
+    check_named_data_dir(data_dir)  # a named data dir that is missing: one error
     for folder in include_paths:
         if not Path(folder).exists():
             raise UserError(f"--include_path {folder}: no such file or folder")
@@ -74,6 +79,23 @@ def info(
             raise UserError(f"no distjudge task matches {' '.join(patterns)}")
     if datasets:
         entries = [e for e in entries if _dataset_of(e.spec.data_files[-1]) in datasets]
+    unlisted = ""
+    try:
+        resolve_data_dir(data_dir)
+    except DataDirError as missing:  # the default fetch cache: only built-in tasks need it
+        need = [
+            e
+            for e in entries
+            if built_in(e.yaml_path.parent) and local_data_file(e.spec, str(e.yaml_path)) is None
+        ]
+        if len(need) == len(entries):
+            raise  # a missing data dir is one error, not a row per task
+        if need:
+            entries = [e for e in entries if e not in need]
+            names = ", ".join(e.name for e in need[:4]) + (", ..." if len(need) > 4 else "")
+            unlisted = (
+                f"\nNot listed: {len(need)} tasks that read the data dir ({names}): {missing}"
+            )
     print("| task | data | items | train | test | skipped rows |\n|---|---|---:|---:|---:|---|")
     failed = 0
     for entry in entries:
@@ -94,6 +116,8 @@ def info(
             f"| {entry.name} | {used} | {len(items)} | {n_train} | {len(items) - n_train} "
             f"| {skipped} |"
         )
+    if unlisted:
+        print(unlisted)
     return 1 if failed else 0
 
 
@@ -103,7 +127,7 @@ def _used_file(entry, data_dir: str | None) -> str:
     path = resolve_data_file(entry.spec, data_dir, str(entry.yaml_path))
     try:
         return path.relative_to(resolve_data_dir(data_dir)).as_posix()
-    except ValueError:
+    except (ValueError, DataDirError):  # outside the data dir, or there is none
         return str(path)
 
 

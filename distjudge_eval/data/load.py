@@ -27,6 +27,7 @@ def resolve_data_file(
 ) -> Path:
     """The first of ``spec.data_files`` that exists: absolute, in the data dir, or by the YAML."""
     yaml_dir = Path(config_source).parent if config_source and config_source != "inline" else None
+    ours = built_in(yaml_dir)  # a built-in task's data lives only in the data dir
     root: Path | None = None
     root_error: DataDirError | None = None
     if any(not Path(f).expanduser().is_absolute() for f in spec.data_files):
@@ -40,20 +41,43 @@ def resolve_data_file(
         candidates = [path] if path.is_absolute() else []
         if not path.is_absolute():
             candidates += [root / path] if root is not None else []
-            candidates += [yaml_dir / path] if yaml_dir is not None else []
+            candidates += [yaml_dir / path] if yaml_dir is not None and not ours else []
         for candidate in candidates:
             if candidate.exists():
                 return candidate
             looked.append(str(candidate))
     if root_error is not None and not looked:
         raise root_error
-    first = Path(spec.data_files[0]).parts[0]
-    hint = f"; {root_error}" if root_error is not None else ""
-    raise DataDirError(
-        f"data file not found: looked for {', '.join(looked) or spec.data_files[0]}{hint}. "
-        f"Point --data_dir at the folder that holds {spec.data_files[0]}, or run "
-        f"`distjudge data fetch --datasets {first}` for a built-in benchmark"
-    )
+    name = spec.data_files[0]
+    if ours:
+        fix = (
+            f"point --data_dir at the folder that holds {name}, or run "
+            f"`distjudge data fetch --datasets {Path(name).parts[0]}`"
+        )
+    else:  # a user's task: the data dir is only one of the places, and may not exist at all
+        no_dir = " (there is no data dir)" if root_error is not None else ""
+        fix = f"put {name} beside the task's YAML, or point --data_dir at the folder that holds it"
+        looked[-1] += no_dir
+    raise DataDirError(f"data file not found: looked for {', '.join(looked) or name}; {fix}")
+
+
+def built_in(yaml_dir: Path | None) -> bool:
+    """Whether a task's YAML is one of ours (shipped in ``distjudge_tasks``)."""
+    from distjudge_eval.paths import tasks_dir
+
+    return yaml_dir is not None and tasks_dir().resolve() in yaml_dir.resolve().parents
+
+
+def local_data_file(spec: DataSpec, config_source: str | None) -> Path | None:
+    """The file :func:`resolve_data_file` finds when there is no data dir (an absolute path, or
+    one beside the YAML), or None: the task then needs the data dir."""
+    yaml_dir = Path(config_source).parent if config_source and config_source != "inline" else None
+    for name in spec.data_files:
+        path = Path(name).expanduser()
+        candidate = path if path.is_absolute() else yaml_dir / path if yaml_dir else None
+        if candidate is not None and candidate.exists():
+            return candidate
+    return None
 
 
 def load_items(

@@ -203,6 +203,38 @@ def test_missing_data_dir_is_a_clear_error(tmp_path: Path) -> None:
         load_items("squad", data_dir=tmp_path)
 
 
+def test_a_users_task_needs_no_data_dir(tmp_path: Path, monkeypatch) -> None:
+    """Nothing set and no data dir at the default place: a user's task reads its file beside its
+    YAML; a missing file names where it looked and how to fix it, not a fetch of a benchmark;
+    a built-in task's error never points into our own tasks folder."""
+    from distjudge_eval import settings
+    from distjudge_eval.data.load import resolve_data_file
+    from distjudge_eval.data.spec import parse_spec
+
+    monkeypatch.delenv("DISTJUDGE_DATA_DIR", raising=False)
+    monkeypatch.setattr(settings, "DEFAULT_DATA_DIR", tmp_path / "no_cache")
+    assert settings.check_named_data_dir(None) is None
+    with pytest.raises(DataDirError, match="given by --data_dir"):
+        settings.check_named_data_dir(tmp_path / "nope")
+    yaml = tmp_path / "mine/task.yaml"
+    yaml.parent.mkdir()
+    (yaml.parent / "votes.jsonl").write_text('{"id": "a", "votes": ["x", "y"]}\n')
+    spec = parse_spec({"data_files": "votes.jsonl"}, ["x", "y"])
+    assert resolve_data_file(spec, None, str(yaml)) == yaml.parent / "votes.jsonl"
+    missing = parse_spec({"data_files": "other.jsonl"}, ["x", "y"])
+    with pytest.raises(DataDirError) as err:
+        resolve_data_file(missing, None, str(yaml))
+    message = str(err.value)
+    assert f"looked for {yaml.parent / 'other.jsonl'} (there is no data dir)" in message
+    assert "beside the task's YAML" in message and "data fetch" not in message
+    entry = find_task("distjudge_snli")
+    with pytest.raises(DataDirError) as err:
+        resolve_data_file(entry.spec, tmp_path, str(entry.yaml_path))
+    message = str(err.value)
+    assert str(entry.yaml_path.parent) not in message and str(tmp_path / "snli") in message
+    assert "distjudge data fetch --datasets snli" in message
+
+
 def test_duplicate_ids_are_one_item(tmp_path: Path, data_dir: Path) -> None:
     src = data_dir / "snli/snli_1.0_dev.jsonl.gz"
     lines = gzip.decompress(src.read_bytes()).splitlines(keepends=True)

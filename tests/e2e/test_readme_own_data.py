@@ -1,5 +1,6 @@
 """The README's "Your own data" example, end to end: the YAML and rows exactly as printed there
-become a task that `data info`, `eval` (hf-judge), `train` and `compare` run on."""
+become a task that `data info`, `eval` (hf-judge), `train` and `compare` run on, in a shell
+with no data dir (the user's file lies beside their YAML)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,19 @@ def code_blocks(section: str, lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", section, flags=re.S)
 
 
+def newcomer_env(cwd: Path) -> dict[str, str]:
+    """A newcomer's shell: no data dir set and none at the fetch cache's default place (a HOME
+    of their own); only the converted embedded model is shared, to spare converting it again."""
+    from distjudge_eval.embedded import CACHE_DIR_ENV, cache_root
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISTJUDGE_DATA_DIR", "XDG_CACHE_HOME")}
+    home = cwd / "home"
+    home.mkdir(exist_ok=True)
+    return env | {"HOME": str(home), CACHE_DIR_ENV: str(cache_root())}
+
+
 def distjudge(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DISTJUDGE_DATA_DIR": str(cwd)}
+    env = newcomer_env(cwd)
     cmd = [sys.executable, "-m", "distjudge_eval.cli", *args]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, (args, proc.stdout[-2000:], proc.stderr[-4000:])
@@ -69,6 +81,12 @@ def test_newcomer_path_info_eval_train_compare(workdir: Path) -> None:
     (row,) = [line for line in info.stdout.splitlines() if line.startswith("| my_toxicity")]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == "39" and int(cells[3]) + int(cells[4]) == 39 and cells[5] == "0"
+    # every task: the user's is listed, the built-in ones are counted as needing the data dir
+    info = distjudge(workdir, "data", "info", "--include_path", "my_tasks")
+    assert "| my_toxicity |" in info.stdout
+    assert re.search(
+        r"Not listed: \d+ tasks that read the data dir .*distjudge data fetch", info.stdout
+    )
 
     ev = distjudge(
         workdir, "eval", "--include_path", "my_tasks", "--tasks", "my_toxicity", "--limit", "4"
