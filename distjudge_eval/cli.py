@@ -270,6 +270,11 @@ def check_before_model_load(plan: EvalPlan) -> None:
     _check_data_dir(plan.data_dir)
     check_output_path(ns.output_path)
     _check_extras(ns.model_args or {})
+    if ns.model == "openai-judge":
+        from distjudge_eval.models.args import check_openai_key, openai_base_url
+
+        base_url = openai_base_url((ns.model_args or {}).get("base_url"))
+        check_openai_key(base_url, plan.api_key or os.environ.get("OPENAI_API_KEY"))
     local = check_task_names(ns.tasks, plan.user_include)
     built = local if preflight_tasks(local, ns, plan.data_dir) else []
     plan.ours_only = only_our_tasks(ns.tasks, built)

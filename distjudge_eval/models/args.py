@@ -9,9 +9,13 @@ misspelt key; these helpers turn it into one line naming the valid keys.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from distjudge_eval.errors import UserError
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 # Settings lm-eval passes to every backend whether or not the user wrote them.
 HARNESS_ARGS = ("batch_size", "max_batch_size", "device", "trust_remote_code")
@@ -38,3 +42,19 @@ def reject_unknown(backend: str, given: Iterable[str], valid: Iterable[str]) -> 
     unknown = [k for k in given if k not in valid and k not in HARNESS_ARGS]
     if unknown:
         raise unknown_args_error(backend, unknown, valid)
+
+
+def openai_base_url(base_url: str | None) -> str:
+    """``base_url=``, else ``$OPENAI_BASE_URL``, else OpenAI's own."""
+    return (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
+
+
+def check_openai_key(base_url: str, api_key: str | None) -> None:
+    """OpenAI itself refuses every request without a key: say so before any request (and
+    before lm-eval builds the tasks), not after six failed attempts. A server at another
+    address (a local OpenAI-compatible one) may need none."""
+    if not api_key and urlsplit(base_url).hostname == "api.openai.com":
+        raise UserError(
+            "openai-judge: no API key for OpenAI: export OPENAI_API_KEY=... (or api_key= in "
+            "--model_args); for a local OpenAI-compatible server pass base_url=..."
+        )

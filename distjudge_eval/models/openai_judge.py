@@ -63,13 +63,12 @@ from tqdm import tqdm
 
 from distjudge_eval.errors import UserError
 from distjudge_eval.label_match import LabelMatcher, normalise  # noqa: F401  (re-exported)
-from distjudge_eval.models.args import reject_unknown
+from distjudge_eval.models.args import check_openai_key, openai_base_url, reject_unknown
 from distjudge_eval.settings import truthy
 from distjudge_eval.verbalized import cut_at_stops, stop_sequences
 
 logger = logging.getLogger("distjudge")
 T = TypeVar("T")
-OPENAI_BASE_URL = "https://api.openai.com/v1"
 PROB_FLOOR = 1e-12
 STOP_GRACE_S = 5.0  # how long requests in flight may finish after a stop, so they are cached
 BODY_EXCERPT = 300
@@ -336,10 +335,9 @@ class OpenAIJudgeLM(LM):
         reject_unknown("openai-judge", harness, MODEL_ARGS)
         super().__init__()
         self.model = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip(
-            "/"
-        )
+        self.base_url = openai_base_url(base_url)
         self._api_key = resolve_api_key(api_key)
+        check_openai_key(self.base_url, self._api_key)
         self.top_logprobs = int(top_logprobs)
         self.num_concurrent = max(int(num_concurrent), 1)
         self.max_retries = max(int(max_retries), 1)

@@ -21,6 +21,7 @@ from fake_openai import FakeOpenAI
 
 from distjudge_eval import cli
 from distjudge_eval.embedded import embedded_weights
+from distjudge_eval.errors import UserError
 from distjudge_eval.paths import tasks_dir
 
 # Measured through the CLI (Python and lm-eval imports included) on the 2-core dev box: a bad
@@ -217,6 +218,25 @@ def test_missing_env_data_dir_blames_the_variable(tmp_path: Path) -> None:
     proc, seconds = run_cli("eval", "--tasks", "distjudge_snli", env=env)
     message = assert_fails_fast(proc, seconds, str(missing), "$DISTJUDGE_DATA_DIR")
     assert not message.startswith("distjudge: --data_dir")
+
+
+def test_openai_without_a_key_fails_before_any_request() -> None:
+    """OpenAI's own endpoint and no key anywhere: one line naming OPENAI_API_KEY, not six
+    failed attempts; a key, or a server at another address, passes this check."""
+    no_key = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    args = ("eval", "--tasks", "distjudge_snli", "--model", "openai-judge", "--model_args")
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "distjudge_eval.cli", *args, "model=gpt-4o-mini"],
+        capture_output=True, text=True, timeout=600, env=no_key,
+    )  # fmt: skip
+    assert_fails_fast(proc, time.perf_counter() - start, "no API key for OpenAI", "OPENAI_API_KEY")
+    from distjudge_eval.models.args import check_openai_key, openai_base_url
+
+    check_openai_key(openai_base_url(None), "sk-given")
+    check_openai_key("http://127.0.0.1:8000/v1", None)
+    with pytest.raises(UserError, match="no API key"):
+        check_openai_key("https://api.openai.com/v1/", "")
 
 
 def test_strict_fails_on_a_malformed_row_before_the_model(tmp_path: Path, data_dir: Path) -> None:
