@@ -19,16 +19,17 @@ import numpy as np
 from scipy import stats
 
 from distjudge_eval.distributions import DELTAS
+from distjudge_eval.errors import UserError
 from distjudge_eval.metrics import expected_calibration_error, worst_metric_name
 from distjudge_eval.position_bias import ORDER_AVG, POSITION_METRICS, add_order_averaged
-from distjudge_eval.runs import Run, read_run
+from distjudge_eval.runs import SAMPLES, Run, judge_folders, read_run
 from distjudge_eval.seeding import stable_hash
 
 BOOTSTRAP = 2000
 SEED = 0
 
 
-def load_run(folder: Path, name: str | None = None, pattern: str = "**/samples_*.jsonl*") -> Run:
+def load_run(folder: Path, name: str | None = None, pattern: str = SAMPLES) -> Run:
     """A run's rows plus the order-averaged tasks of those scored in both slot orders."""
     run = read_run(folder, name, pattern)
     add_order_averaged(run.samples)
@@ -290,10 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="write comparison.md, .csv and plots here")
     parser.add_argument("--no_plots", action="store_true")
     ns = parser.parse_args(argv)
-    names = ns.names or [None] * len(ns.runs)
-    if len(names) != len(ns.runs):
+    if ns.names and len(ns.names) != len(ns.runs):
         parser.error("--names needs one name per run")
-    runs = [load_run(Path(r), n) for r, n in zip(ns.runs, names)]
+    runs = [load_run(folder, name) for folder, name in judges_of(ns.runs, ns.names)]
     report = compare(runs)
     print(report.markdown)
     if ns.out:
@@ -305,6 +305,26 @@ def main(argv: list[str] | None = None) -> int:
             for path in plot(runs, out):
                 print(f"wrote {path}")
     return 0
+
+
+def judges_of(folders: list[str], names: list[str] | None) -> list[tuple[Path, str | None]]:
+    """Each folder is one judge, unless it holds several (one ``--output_path`` for a raw judge
+    and its fine-tune): then each is compared on its own, named after its model, and a note
+    says so; merged, the later judge's samples would replace the earlier's under one name."""
+    out: list[tuple[Path, str | None]] = []
+    for i, folder in enumerate(map(Path, folders)):
+        judges = judge_folders(folder)
+        if len(judges) < 2:
+            out.append((folder, names[i] if names else None))
+            continue
+        if names:
+            raise UserError(
+                f"--names: {folder} holds {len(judges)} judges ({', '.join(judges)}); name "
+                "their folders one by one, or drop --names to use these names"
+            )
+        print(f"{folder}: {len(judges)} judges, compared side by side: {', '.join(judges)}")
+        out += [(path, name) for name, path in judges.items()]
+    return out
 
 
 def _have_matplotlib() -> bool:

@@ -26,7 +26,26 @@ class Run:
     samples: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
 
 
-def read_run(folder: Path, name: str | None = None, pattern: str = "**/samples_*.jsonl*") -> Run:
+SAMPLES = "**/samples_*.jsonl*"
+
+
+def judge_folders(folder: Path, pattern: str = SAMPLES) -> dict[str, Path]:
+    """The judges an output folder holds, by display name. lm-eval writes each run to
+    ``<output_path>/<model name, "/" written "__">/``, so one ``--output_path`` used for a raw
+    judge and its fine-tune holds two such folders: each is a judge of its own. The name is
+    the model name's last part (``__tmp__runs__tox`` -> ``tox``), or the whole folder name
+    where two would share it."""
+    folder = Path(folder)
+    parents = sorted(
+        {p.parent for p in folder.glob(pattern) if p.name.endswith((".jsonl", ".jsonl.gz"))}
+    )
+    short = [p.name.rsplit("__", 1)[-1] or p.name for p in parents]
+    if len(set(short)) < len(short):
+        short = [p.relative_to(folder).as_posix() or folder.name for p in parents]
+    return dict(zip(short, parents))
+
+
+def read_run(folder: Path, name: str | None = None, pattern: str = SAMPLES) -> Run:
     """Per-sample rows of every task in an lm-eval output folder (``.jsonl`` or ``.jsonl.gz``)."""
     folder = Path(folder)
     files = sorted(p for p in folder.glob(pattern) if p.name.endswith((".jsonl", ".jsonl.gz")))

@@ -121,6 +121,7 @@ def test_newcomer_path_info_eval_train_compare(workdir: Path) -> None:
     args = hint.group(1).split()[2:]
     distjudge(workdir, "eval", *args, "--include_path", "my_tasks", "--limit", "4")
 
-    distjudge(workdir, "compare", "results/runs", "--out", "cmp")
+    cmp = distjudge(workdir, "compare", "results/runs", "--out", "cmp")
+    assert "results/runs: 2 judges, compared side by side" in cmp.stdout  # raw and tuned
     report = (workdir / "cmp/comparison.md").read_text()
-    assert "my_toxicity" in report and "kl" in report.lower()
+    assert "my_toxicity" in report and "| tox |" in report and "Paired vs " in report

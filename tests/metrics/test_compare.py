@@ -11,11 +11,15 @@ import pytest
 
 from distjudge_eval import compare as C
 from distjudge_eval.cli import main as cli_main
+from distjudge_eval.errors import UserError
 from distjudge_eval.metrics import item_metrics
 
 
-def write_run(folder: Path, task: str, scores: np.ndarray, ps: np.ndarray) -> None:
-    sub = folder / "model"
+def write_run(
+    folder: Path, task: str, scores: np.ndarray, ps: np.ndarray, model: str = "model"
+) -> None:
+    """An lm-eval output: <output_path>/<model name>/samples_<task>_<time>.jsonl."""
+    sub = folder / model
     sub.mkdir(parents=True)
     with (sub / f"samples_{task}_2026-01-01T00-00-00.jsonl").open("w") as fh:
         for i, (s, p) in enumerate(zip(scores, ps)):
@@ -119,3 +123,31 @@ def test_gzipped_samples_read_the_same(two_runs, tmp_path: Path) -> None:
             shutil.copyfileobj(src, dst)
         path.unlink()
     assert C.load_run(zipped).samples == C.load_run(raw).samples
+
+
+def test_one_output_path_for_two_judges_compares_both(tmp_path: Path, capsys) -> None:
+    """lm-eval writes each judge to <output_path>/<model name>/: a raw judge and its fine-tune
+    scored with one --output_path are two judges, named after their models, not one merged
+    run in which the later file replaces the earlier."""
+    rng = np.random.default_rng(2)
+    ps = rng.dirichlet(np.ones(3), size=30)
+    shared = tmp_path / "runs"
+    for model, scores in (
+        ("__root__.cache__models__SmolLM2", rng.normal(size=(30, 3))),
+        ("__tmp__runs__tox", np.log(ps + 0.05)),
+    ):
+        write_run(shared, "distjudge_snli", scores, ps, model)
+    judges = C.judges_of([str(shared)], None)
+    assert [name for _, name in judges] == ["SmolLM2", "tox"]
+    out = tmp_path / "cmp"
+    assert cli_main(["compare", str(shared), "--out", str(out), "--no_plots"]) == 0
+    assert "2 judges, compared side by side: SmolLM2, tox" in capsys.readouterr().out
+    report = (out / "comparison.md").read_text()
+    assert "| SmolLM2 |" in report and "| tox |" in report and "Paired vs SmolLM2" in report
+    with pytest.raises(UserError, match="holds 2 judges"):
+        C.judges_of([str(shared)], ["mine"])
+    # one judge per folder (the usual case) keeps the folder's name, or the one given
+    single = tmp_path / "single"
+    write_run(single, "distjudge_snli", np.log(ps + 0.05), ps)
+    assert C.judges_of([str(single)], None) == [(single, None)]
+    assert C.judges_of([str(single)], ["mine"]) == [(single, "mine")]
