@@ -159,8 +159,10 @@ def plan_eval(args: Sequence[str]) -> EvalPlan:
     user_include = _as_list(ns.include_path)
     ns.include_path = include_paths(user_include)  # a list: lm-eval's TaskManager takes one
     ns.model = ns.model or DEFAULT_MODEL
-    if not ns.model_args and ns.model in EMBEDDED_BACKENDS:
-        ns.model_args = _embedded_model_args()
+    if ns.model in EMBEDDED_BACKENDS and "pretrained" not in (ns.model_args or {}):
+        # no model named: the embedded one, under the user's other args (peft=runs/tox alone
+        # scores the embedded judge's fine-tune; lm-eval's own default would be gpt2)
+        ns.model_args = _embedded_model_args() | dict(ns.model_args or {})
     ns.tasks = [t for item in _as_list(ns.tasks) for t in item.split(",") if t] or [*DEFAULT_TASKS]
     ns.output_path = ns.output_path or DEFAULT_OUTPUT
     if not getattr(ns, "predict_only", False):

@@ -332,6 +332,6 @@ def _have_matplotlib() -> bool:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print("plots skipped: pip install 'distjudge[plot]'", file=sys.stderr)
+        print("plots skipped: pip install '.[plot]' in the distjudge checkout", file=sys.stderr)
         return False
     return True

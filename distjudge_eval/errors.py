@@ -14,6 +14,6 @@ class UserError(Exception):
 def missing_extra(module: str, extra: str, purpose: str) -> UserError:
     """The error for an optional dependency that is not installed."""
     return UserError(
-        f"{purpose} needs the `{module}` package: pip install 'distjudge[{extra}]'"
-        f" (or pip install {module})"
+        f"{purpose} needs the `{module}` package: pip install '.[{extra}]' in the distjudge"
+        f" checkout (or pip install {module})"
     )

@@ -71,6 +71,7 @@ def test_readme_commands_are_the_ones_tested() -> None:
         "distjudge data info --include_path my_tasks my_toxicity",
         "distjudge eval --include_path my_tasks --tasks my_toxicity",
         "distjudge train --include_path my_tasks --task my_toxicity --output_dir runs/tox",
+        "distjudge eval --include_path my_tasks --tasks my_toxicity --model_args peft=runs/tox",
         "distjudge compare results/runs",
     ):
         assert needle in commands
@@ -116,10 +117,16 @@ def test_newcomer_path_info_eval_train_compare(workdir: Path) -> None:
         "4",
     )
     assert (workdir / "runs/tox/adapter_config.json").is_file(), train.stdout[-2000:]
-    hint = re.search(r"evaluate: (distjudge eval .*)", train.stdout)
-    assert hint is not None
-    args = hint.group(1).split()[2:]
-    distjudge(workdir, "eval", *args, "--include_path", "my_tasks", "--limit", "4")
+    assert re.search(r"evaluate: distjudge eval .*peft=", train.stdout)  # the printed hint
+    tuned = (
+        "--include_path",
+        "my_tasks",
+        "--tasks",
+        "my_toxicity",
+        "--model_args",
+        "peft=runs/tox",
+    )
+    distjudge(workdir, "eval", *tuned, "--limit", "4")  # the README's line
 
     cmp = distjudge(workdir, "compare", "results/runs", "--out", "cmp")
     assert "results/runs: 2 judges, compared side by side" in cmp.stdout  # raw and tuned

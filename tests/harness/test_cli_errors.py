@@ -153,6 +153,11 @@ def test_defaults_fill_only_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> 
     assert ns.include_path == [str(tasks_dir())] and ns.metadata == {}
     stock = cli.plan_eval(["--model", "hf"]).namespace
     assert "gguf_file" in stock.model_args  # the embedded model for stock hf too
+    tuned = cli.plan_eval(["--model_args", "peft=runs/tox,dtype=bfloat16"]).namespace.model_args
+    embedded = cli._embedded_model_args()
+    assert tuned == embedded | {"peft": "runs/tox", "dtype": "bfloat16"}  # the user's keys win
+    named = cli.plan_eval(["--model_args", "pretrained=my/judge"]).namespace.model_args
+    assert named == {"pretrained": "my/judge"}  # a model named: nothing added
     assert "DISTJUDGE_DATA_DIR" not in os.environ  # settings travel in metadata, not the env
 
 
@@ -258,7 +263,7 @@ def test_peft_without_peft_names_the_extra(tmp_path: Path) -> None:
     proc, seconds = run_cli(
         "eval", "--model", "hf-judge", "--model_args", "pretrained=m,peft=a", pythonpath=shim
     )
-    assert_fails_fast(proc, seconds, "peft", "pip install 'distjudge[train]'")
+    assert_fails_fast(proc, seconds, "peft", "pip install '.[train]' in the distjudge checkout")
 
 
 @pytest.mark.parametrize("case", ["file", "under-a-file", "sysfs"])
@@ -295,8 +300,8 @@ def test_user_errors_from_any_subcommand_are_one_line(monkeypatch, capsys) -> No
     monkeypatch.setattr(sweep, "main", fail)
     assert cli.main(["sweep"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "distjudge: distjudge sft needs the `trl` package: pip install 'distjudge[train]' "
-        "(or pip install trl)"
+        "distjudge: distjudge sft needs the `trl` package: pip install '.[train]' in the distjudge "
+        "checkout (or pip install trl)"
     )
 
 
@@ -319,7 +324,7 @@ def test_compare_without_matplotlib_writes_tables_and_exits_0(tmp_path: Path) ->
     shim = hide_modules(tmp_path / "shim", "matplotlib")
     proc, _ = run_cli("compare", str(tmp_path / "run"), "--out", str(out), pythonpath=shim)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "plots skipped: pip install 'distjudge[plot]'" in proc.stderr
+    assert "plots skipped: pip install '.[plot]'" in proc.stderr
     assert (out / "comparison.md").is_file() and (out / "comparison.csv").is_file()
     assert not list(out.glob("*.png"))
 
