@@ -72,6 +72,7 @@ def test_readme_commands_are_the_ones_tested() -> None:
         "distjudge eval --include_path my_tasks --tasks my_toxicity",
         "distjudge train --include_path my_tasks --task my_toxicity --output_dir runs/tox",
         "distjudge eval --include_path my_tasks --tasks my_toxicity --model_args peft=runs/tox",
+        "distjudge baseline --include_path my_tasks --tasks my_toxicity --out results/runs/prior",
         "distjudge compare results/runs",
     ):
         assert needle in commands
@@ -127,8 +128,11 @@ def test_newcomer_path_info_eval_train_compare(workdir: Path) -> None:
         "peft=runs/tox",
     )
     distjudge(workdir, "eval", *tuned, "--limit", "4")  # the README's line
+    prior = ("--include_path", "my_tasks", "--tasks", "my_toxicity", "--out", "results/runs/prior")
+    distjudge(workdir, "baseline", *prior, "--limit", "4")
 
     cmp = distjudge(workdir, "compare", "results/runs", "--out", "cmp")
-    assert "results/runs: 2 judges, compared side by side" in cmp.stdout  # raw and tuned
+    assert "results/runs: 3 judges, compared side by side" in cmp.stdout  # raw, tuned, prior
     report = (workdir / "cmp/comparison.md").read_text()
-    assert "my_toxicity" in report and "| tox |" in report and "Paired vs " in report
+    assert "my_toxicity" in report and "| tox |" in report and "| prior |" in report
+    assert "Paired vs " in report
