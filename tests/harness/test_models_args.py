@@ -31,7 +31,8 @@ def test_openai_judge_rejects_a_misspelt_key_and_lists_the_valid_ones() -> None:
 
 def test_openai_judge_takes_lm_evals_own_settings() -> None:
     lm = OpenAIJudgeLM.create_from_arg_string(
-        "model=m,num_concurrent=3", {**HARNESS, "max_batch_size": 64, "trust_remote_code": True}
+        "model=m,num_concurrent=3,base_url=http://127.0.0.1:9/v1",
+        {**HARNESS, "max_batch_size": 64, "trust_remote_code": True},
     )
     assert lm.num_concurrent == 3
 

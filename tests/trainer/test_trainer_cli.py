@@ -377,7 +377,7 @@ def test_missing_extras_are_one_line(monkeypatch, data_dir: Path, tmp_path: Path
     config.use_lora = False  # full fine-tuning does not need peft
     preflight(config, args, "distjudge train")
     missing.add("trl")
-    with pytest.raises(UserError, match=r"pip install 'distjudge\[train\]'"):
+    with pytest.raises(UserError, match=r"pip install '\.\[train\]' in the distjudge checkout"):
         parse([])
     with pytest.raises(UserError, match="distjudge sft needs the `trl` package"):
         parse_verbal([], "distjudge sft", None, "DistJudgeSFTConfig")
