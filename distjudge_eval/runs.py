@@ -29,6 +29,11 @@ class Run:
 SAMPLES = "**/samples_*.jsonl*"
 
 
+def sample_files(folder: Path, pattern: str = SAMPLES) -> list[Path]:
+    """lm-eval's per-sample files under ``folder`` (``.jsonl`` or ``.jsonl.gz``), sorted."""
+    return sorted(p for p in Path(folder).glob(pattern) if p.name.endswith((".jsonl", ".jsonl.gz")))
+
+
 def judge_folders(folder: Path, pattern: str = SAMPLES) -> dict[str, Path]:
     """The judges an output folder holds, by display name. lm-eval writes each run to
     ``<output_path>/<model name, "/" written "__">/``, so one ``--output_path`` used for a raw
@@ -36,9 +41,7 @@ def judge_folders(folder: Path, pattern: str = SAMPLES) -> dict[str, Path]:
     the model name's last part (``__tmp__runs__tox`` -> ``tox``), or the whole folder name
     where two would share it."""
     folder = Path(folder)
-    parents = sorted(
-        {p.parent for p in folder.glob(pattern) if p.name.endswith((".jsonl", ".jsonl.gz"))}
-    )
+    parents = sorted({p.parent for p in sample_files(folder, pattern)})
     short = [p.name.rsplit("__", 1)[-1] or p.name for p in parents]
     if len(set(short)) < len(short):
         short = [p.relative_to(folder).as_posix() or folder.name for p in parents]
@@ -48,7 +51,7 @@ def judge_folders(folder: Path, pattern: str = SAMPLES) -> dict[str, Path]:
 def read_run(folder: Path, name: str | None = None, pattern: str = SAMPLES) -> Run:
     """Per-sample rows of every task in an lm-eval output folder (``.jsonl`` or ``.jsonl.gz``)."""
     folder = Path(folder)
-    files = sorted(p for p in folder.glob(pattern) if p.name.endswith((".jsonl", ".jsonl.gz")))
+    files = sample_files(folder, pattern)
     if not files:
         raise FileNotFoundError(f"{folder}: no samples_*.jsonl (run lm-eval with --log_samples)")
     run = Run(name or folder.name)

@@ -26,8 +26,8 @@ def resolve_data_file(
     spec: DataSpec, data_dir: str | Path | None, config_source: str | None
 ) -> Path:
     """The first of ``spec.data_files`` that exists: absolute, in the data dir, or by the YAML."""
-    yaml_dir = Path(config_source).parent if config_source and config_source != "inline" else None
-    ours = built_in(yaml_dir)  # a built-in task's data lives only in the data dir
+    yaml_dir = _yaml_dir(config_source)
+    ours = built_in(yaml_dir)
     root: Path | None = None
     root_error: DataDirError | None = None
     if any(not Path(f).expanduser().is_absolute() for f in spec.data_files):
@@ -37,12 +37,7 @@ def resolve_data_file(
             root_error = exc
     looked: list[str] = []
     for name in spec.data_files:
-        path = Path(name).expanduser()
-        candidates = [path] if path.is_absolute() else []
-        if not path.is_absolute():
-            candidates += [root / path] if root is not None else []
-            candidates += [yaml_dir / path] if yaml_dir is not None and not ours else []
-        for candidate in candidates:
+        for candidate in _candidates(name, root, yaml_dir, ours):
             if candidate.exists():
                 return candidate
             looked.append(str(candidate))
@@ -61,23 +56,33 @@ def resolve_data_file(
     raise DataDirError(f"data file not found: looked for {', '.join(looked) or name}; {fix}")
 
 
+def local_data_file(spec: DataSpec, config_source: str | None) -> Path | None:
+    """The file :func:`resolve_data_file` finds when there is no data dir, or None: the task
+    then needs the data dir."""
+    yaml_dir = _yaml_dir(config_source)
+    ours = built_in(yaml_dir)
+    found = (c for n in spec.data_files for c in _candidates(n, None, yaml_dir, ours))
+    return next((c for c in found if c.exists()), None)
+
+
+def _candidates(name: str, root: Path | None, yaml_dir: Path | None, ours: bool) -> list[Path]:
+    """Where one data file may lie, in lookup order: as given if absolute, else in the data dir,
+    then beside a user's YAML (a built-in task's data lives only in the data dir)."""
+    path = Path(name).expanduser()
+    if path.is_absolute():
+        return [path]
+    return [folder / path for folder in (root, None if ours else yaml_dir) if folder is not None]
+
+
+def _yaml_dir(config_source: str | None) -> Path | None:
+    return Path(config_source).parent if config_source and config_source != "inline" else None
+
+
 def built_in(yaml_dir: Path | None) -> bool:
     """Whether a task's YAML is one of ours (shipped in ``distjudge_tasks``)."""
     from distjudge_eval.paths import tasks_dir
 
     return yaml_dir is not None and tasks_dir().resolve() in yaml_dir.resolve().parents
-
-
-def local_data_file(spec: DataSpec, config_source: str | None) -> Path | None:
-    """The file :func:`resolve_data_file` finds when there is no data dir (an absolute path, or
-    one beside the YAML), or None: the task then needs the data dir."""
-    yaml_dir = Path(config_source).parent if config_source and config_source != "inline" else None
-    for name in spec.data_files:
-        path = Path(name).expanduser()
-        candidate = path if path.is_absolute() else yaml_dir / path if yaml_dir else None
-        if candidate is not None and candidate.exists():
-            return candidate
-    return None
 
 
 def load_items(
